@@ -1,0 +1,49 @@
+# txnpipe — `make help` lists the targets. CI runs `make test` (see .ci/run).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lint format test test-unit test-integration run bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## create .venv and install txnpipe with its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: venv ## ruff, mypy (strict on source), import-linter (stages never import each other)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: venv ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: venv ## every test: unit, then integration against the real broker, MariaDB and Redis
+	$(BIN)/txnpipe services up
+	$(BIN)/pytest -q tests
+
+test-unit: venv ## unit tests only (no services, seconds)
+	$(BIN)/pytest -q tests/unit
+
+test-integration: venv ## integration tests only
+	$(BIN)/txnpipe services up
+	$(BIN)/pytest -q tests/integration
+
+run: venv ## the main job: broker if needed, simulator, poller, stream worker, sink, live view
+	$(BIN)/txnpipe run
+
+bench: venv ## every benchmark, each prints its figures and the ratio to the raw limit
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: ## stop the bundled broker and remove the venv
+	-$(BIN)/txnpipe services down
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

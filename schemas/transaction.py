@@ -1,0 +1,156 @@
+"""Raw API bytes → clean ``Transaction`` or a ``Rejection`` (CONTRACT §1).
+
+A raw message is one JSON object or a JSON array of them (CONTRACT §3). JSON numbers are
+read as ``int``/``Decimal``; NaN/Infinity, deep nesting and bad UTF-8 are rejections, never
+exceptions: bad records are data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.cleaning import (
+    CleaningError,
+    clean_amount,
+    clean_category,
+    clean_date,
+    clean_id,
+    clean_status,
+    clean_updated_at,
+)
+
+Status = Literal["pending", "approved", "declined", "reversed"]
+REQUIRED_FIELDS = ("transaction_id", "customer_id", "transaction_amount", "transaction_date",
+                   "status", "updated_at")
+
+
+class Transaction(BaseModel):
+    """One clean version of a transaction; money in integer cents, times in UTC."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    transaction_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    product_category: str = Field(min_length=1)
+    amount_cents: int = Field(gt=0, le=100_000_000)
+    transaction_date: date
+    status: Status
+    updated_at: datetime
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_cents).scaleb(-2)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An invalid record: machine-readable reason, human detail, its exact raw bytes."""
+
+    reason: str
+    detail: str
+    raw: bytes
+    transaction_id: str | None = None
+    index: int | None = None  # position within a batch message
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A record that passed cleaning, with its position within the message."""
+
+    transaction: Transaction
+    index: int | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_WS = " \t\n\r"
+
+
+def clean_record(obj: Any) -> Transaction:
+    """A decoded API record → clean Transaction; raises CleaningError with the reason."""
+    if not isinstance(obj, dict):
+        raise CleaningError("not_an_object", f"record is a JSON {type(obj).__name__}, not an object")
+    for field in REQUIRED_FIELDS:
+        if field not in obj or obj[field] is None:
+            raise CleaningError(f"missing_{field}", f"{field} is missing")
+    updated_at = clean_updated_at(obj["updated_at"])
+    return Transaction.model_construct(
+        transaction_id=clean_id(obj["transaction_id"], "transaction_id"),
+        customer_id=clean_id(obj["customer_id"], "customer_id"),
+        product_category=clean_category(obj.get("product_category")),
+        amount_cents=clean_amount(obj["transaction_amount"]),
+        transaction_date=clean_date(obj["transaction_date"], updated_at),
+        status=clean_status(obj["status"]),
+        updated_at=updated_at,
+    )
+
+
+def readable_id(obj: Any) -> str | None:
+    """The record's transaction id if one can be read (for keys and DLQ context)."""
+    if isinstance(obj, dict):
+        try:
+            return clean_id(obj.get("transaction_id"), "transaction_id")
+        except CleaningError:
+            return None
+    return None
+
+
+def _one(obj: Any, raw: bytes, index: int | None) -> Accepted | Rejection:
+    try:
+        return Accepted(clean_record(obj), index)
+    except CleaningError as exc:
+        return Rejection(exc.reason, exc.detail, raw, readable_id(obj), index)
+
+
+def parse_message(value: bytes | None) -> list[Accepted | Rejection]:
+    """One raw-topic message value → a result per record, in order."""
+    if not value:
+        return [Rejection("empty", "message value is empty", value or b"")]
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [Rejection("not_utf8", f"not UTF-8 at byte {exc.start}", value)]
+    start = len(text) - len(text.lstrip(_WS))
+    if text.startswith("[", start):
+        return _parse_batch(text, value)
+    try:
+        obj = _DECODER.decode(text)
+    except (ValueError, RecursionError) as exc:
+        return [Rejection("not_json", _json_detail(exc), value)]
+    return [_one(obj, value, None)]
+
+
+def _json_detail(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    return str(exc)[:200]
+
+
+def _parse_batch(text: str, value: bytes) -> list[Accepted | Rejection]:
+    """Decode the array once; only when something is rejected, walk it for exact raw slices."""
+    try:
+        items = _DECODER.decode(text)
+    except (ValueError, RecursionError) as exc:
+        return [Rejection("not_json", _json_detail(exc), value)]
+    results = [_one(obj, b"", index) for index, obj in enumerate(items)]
+    if all(isinstance(r, Accepted) for r in results):
+        return results
+    pos = text.index("[") + 1
+    for index, result in enumerate(results):
+        while text[pos] in _WS or text[pos] == ",":
+            pos += 1
+        end = _DECODER.raw_decode(text, pos)[1]
+        if isinstance(result, Rejection):
+            raw = text[pos:end].encode("utf-8")
+            results[index] = Rejection(result.reason, result.detail, raw, result.transaction_id, index)
+        pos = end
+    return results

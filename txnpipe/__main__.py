@@ -1,0 +1,3 @@
+from txnpipe.cli import main
+
+raise SystemExit(main())
