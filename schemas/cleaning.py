@@ -22,8 +22,10 @@ EPOCH_MS_THRESHOLD = 100_000_000_000  # >= this is milliseconds (1e11 s is the y
 
 _CENT = Decimal("0.01")
 # digits with optional well-placed thousands commas, optional fraction
-_AMOUNT_RE = re.compile(r"^\$?(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?:\s*USD)?$")
-_DATE_RE = re.compile(r"^(\d{4})[-/](\d{2})[-/](\d{2})$")
+_AMOUNT_RE = re.compile(
+    r"^\$?(?P<num>(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?)(?:\s*USD)?$", re.ASCII
+)
+_DATE_RE = re.compile(r"^([0-9]{4})[-/]([0-9]{2})[-/]([0-9]{2})$", re.ASCII)
 
 
 class CleaningError(ValueError):
