@@ -109,8 +109,16 @@ def ensure_broker(settings: Settings, timeout: float = 30.0) -> int | None:
     url = f"tcp://{endpoint.host}:{endpoint.port}"
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -7,8 +7,8 @@ Nothing else in txnpipe reads ``os.environ`` for configuration. Secrets are
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     @classmethod
     def _namespace(cls, value: str) -> str:
         if not _NAMESPACE_RE.match(value):
-            raise ValueError("use 1-63 letters, digits, '_' or '-', starting with a letter or digit")
+            raise ValueError(
+                "use 1-63 letters, digits, '_' or '-', starting with a letter or digit"
+            )
         return value
 
     @field_validator("kafka_bootstrap")

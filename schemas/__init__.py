@@ -19,7 +19,14 @@ from schemas.ledger import (
     entry_id,
 )
 from schemas.topics import ALL_TOPICS, DLQ, LEDGER, RAW, TopicSpec
-from schemas.transaction import Accepted, Rejection, Transaction, clean_record, parse_message, readable_id
+from schemas.transaction import (
+    Accepted,
+    Rejection,
+    Transaction,
+    clean_record,
+    parse_message,
+    readable_id,
+)
 
 __all__ = [
     "ALL_TOPICS",

@@ -114,17 +114,25 @@ def clean_amount(value: Any) -> int:
 def clean_updated_at(value: Any) -> datetime:
     """ISO-8601 date-time with ``Z`` or an offset → aware UTC datetime."""
     if not isinstance(value, str) or len(value) > 64:
-        raise CleaningError("invalid_updated_at", f"updated_at must be an ISO-8601 string, got {_short(value)}")
+        raise CleaningError(
+            "invalid_updated_at", f"updated_at must be an ISO-8601 string, got {_short(value)}"
+        )
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise CleaningError("invalid_updated_at", f"unreadable updated_at {_short(value)}") from None
+        raise CleaningError(
+            "invalid_updated_at", f"unreadable updated_at {_short(value)}"
+        ) from None
     if parsed.tzinfo is None:
-        raise CleaningError("invalid_updated_at", f"updated_at needs a time and Z or an offset: {_short(value)}")
+        raise CleaningError(
+            "invalid_updated_at", f"updated_at needs a time and Z or an offset: {_short(value)}"
+        )
     try:
         return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise CleaningError("invalid_updated_at", f"updated_at out of range {_short(value)}") from None
+        raise CleaningError(
+            "invalid_updated_at", f"updated_at out of range {_short(value)}"
+        ) from None
 
 
 def _date_from_epoch(value: int) -> date:
@@ -134,7 +142,9 @@ def _date_from_epoch(value: int) -> date:
     try:
         return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=int(seconds))).date()
     except OverflowError:
-        raise CleaningError("date_out_of_range", f"transaction_date epoch {value} too large") from None
+        raise CleaningError(
+            "date_out_of_range", f"transaction_date epoch {value} too large"
+        ) from None
 
 
 def parse_date(value: Any) -> date:
@@ -149,7 +159,9 @@ def parse_date(value: Any) -> date:
     match = _DATE_RE.match(text)
     if match is not None:
         if text[4] != text[7]:
-            raise CleaningError("invalid_date", f"transaction_date mixes separators: {_short(value)}")
+            raise CleaningError(
+                "invalid_date", f"transaction_date mixes separators: {_short(value)}"
+            )
         try:
             return date(int(match[1]), int(match[2]), int(match[3]))
         except ValueError:
@@ -157,13 +169,19 @@ def parse_date(value: Any) -> date:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise CleaningError("invalid_date", f"transaction_date unreadable: {_short(value)}") from None
+        raise CleaningError(
+            "invalid_date", f"transaction_date unreadable: {_short(value)}"
+        ) from None
     if parsed.tzinfo is None:
-        raise CleaningError("invalid_date", f"transaction_date date-time needs Z or an offset: {_short(value)}")
+        raise CleaningError(
+            "invalid_date", f"transaction_date date-time needs Z or an offset: {_short(value)}"
+        )
     try:
         return parsed.astimezone(UTC).date()
     except (OverflowError, ValueError):
-        raise CleaningError("date_out_of_range", f"transaction_date out of range {_short(value)}") from None
+        raise CleaningError(
+            "date_out_of_range", f"transaction_date out of range {_short(value)}"
+        ) from None
 
 
 def clean_date(value: Any, updated_at: datetime) -> date:

@@ -38,7 +38,7 @@ class DeadLetter(BaseModel):
             reason=rejection.reason,
             detail=rejection.detail,
             raw=raw,
-            raw_encoding=encoding,  # type: ignore[arg-type]
+            raw_encoding=encoding,
             source_topic=topic,
             partition=partition,
             offset=offset,

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -35,7 +35,9 @@ def contribution(txn: Transaction | None, counted: Collection[str]) -> Contribut
     """The version's contribution, or None when it has none (absent, declined, reversed)."""
     if txn is None or txn.status not in counted:
         return None
-    return Contribution(txn.customer_id, txn.product_category, txn.transaction_date, txn.amount_cents)
+    return Contribution(
+        txn.customer_id, txn.product_category, txn.transaction_date, txn.amount_cents
+    )
 
 
 def entry_id(transaction_id: str, updated_at: datetime, entry_type: str) -> str:
@@ -128,7 +130,10 @@ STALE = Stale()
 
 
 def _entry(
-    txn: Transaction, version_at: datetime, c: Contribution, entry_type: Literal["reversal", "new"],
+    txn: Transaction,
+    version_at: datetime,
+    c: Contribution,
+    entry_type: Literal["reversal", "new"],
     source: tuple[int, int],
 ) -> LedgerEntry:
     sign = -1 if entry_type == "reversal" else 1
@@ -142,7 +147,7 @@ def _entry(
         product_category=c.product_category,
         transaction_date=c.transaction_date,
         amount_cents=sign * c.amount_cents,
-        count=sign,
+        count=cast(Literal[-1, 1], sign),
         source_partition=source[0],
         source_offset=source[1],
     )

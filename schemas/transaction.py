@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,8 +26,14 @@ from schemas.cleaning import (
 )
 
 Status = Literal["pending", "approved", "declined", "reversed"]
-REQUIRED_FIELDS = ("transaction_id", "customer_id", "transaction_amount", "transaction_date",
-                   "status", "updated_at")
+REQUIRED_FIELDS = (
+    "transaction_id",
+    "customer_id",
+    "transaction_amount",
+    "transaction_date",
+    "status",
+    "updated_at",
+)
 
 
 class Transaction(BaseModel):
@@ -78,7 +84,9 @@ _WS = " \t\n\r"
 def clean_record(obj: Any) -> Transaction:
     """A decoded API record → clean Transaction; raises CleaningError with the reason."""
     if not isinstance(obj, dict):
-        raise CleaningError("not_an_object", f"record is a JSON {type(obj).__name__}, not an object")
+        raise CleaningError(
+            "not_an_object", f"record is a JSON {type(obj).__name__}, not an object"
+        )
     for field in REQUIRED_FIELDS:
         if field not in obj or obj[field] is None:
             raise CleaningError(f"missing_{field}", f"{field} is missing")
@@ -89,7 +97,7 @@ def clean_record(obj: Any) -> Transaction:
         product_category=clean_category(obj.get("product_category")),
         amount_cents=clean_amount(obj["transaction_amount"]),
         transaction_date=clean_date(obj["transaction_date"], updated_at),
-        status=clean_status(obj["status"]),
+        status=cast(Status, clean_status(obj["status"])),
         updated_at=updated_at,
     )
 
@@ -151,6 +159,8 @@ def _parse_batch(text: str, value: bytes) -> list[Accepted | Rejection]:
         end = _DECODER.raw_decode(text, pos)[1]
         if isinstance(result, Rejection):
             raw = text[pos:end].encode("utf-8")
-            results[index] = Rejection(result.reason, result.detail, raw, result.transaction_id, index)
+            results[index] = Rejection(
+                result.reason, result.detail, raw, result.transaction_id, index
+            )
         pos = end
     return results

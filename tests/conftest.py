@@ -7,12 +7,11 @@ answers), MariaDB/MySQL and Redis. With ``CI=true`` a missing service fails the 
 from __future__ import annotations
 
 # mysql-connector's C extension must load before anything imports ssl (see txnpipe.cli).
-try:
-    import _mysql_connector  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-
 import contextlib
+
+with contextlib.suppress(ImportError):
+    import _mysql_connector  # noqa: F401
+
 import os
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def _missing(what: str) -> None:
     if IN_CI:
-        pytest.fail(f"{what} is not available and CI=true: integration tests must run", pytrace=False)
+        pytest.fail(
+            f"{what} is not available and CI=true: integration tests must run", pytrace=False
+        )
     pytest.skip(f"{what} is not available")
 
 
@@ -133,7 +134,9 @@ def topics(settings: Settings, kafka: str) -> Iterator[Settings]:
 
     admin = AdminClient({"bootstrap.servers": kafka})
     with contextlib.suppress(Exception):
-        names = [t for t in admin.list_topics(timeout=5).topics if t.startswith(f"{settings.namespace}.")]
+        names = [
+            t for t in admin.list_topics(timeout=5).topics if t.startswith(f"{settings.namespace}.")
+        ]
         if names:
             for future in admin.delete_topics(names, operation_timeout=5).values():
                 with contextlib.suppress(Exception):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 # mysql-connector's C extension fails to load once ``ssl`` is imported (confluent-kafka,
 # aiokafka and redis all import it) and silently falls back to pure Python: load it first.
-try:  # pragma: no cover - import-order guard
+import contextlib
+
+with contextlib.suppress(ImportError):  # pragma: no cover - import-order guard
     import _mysql_connector  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
 
 import argparse
 import importlib
@@ -68,13 +68,13 @@ class CommandModule(Protocol):
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors and exit code 2."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         sys.stderr.write(f"txnpipe: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
 
 
-def _common_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_parser() -> _Parser:
+    common = _Parser(add_help=False)
     group = common.add_argument_group("connection (override TXNPIPE_* env vars)")
     for flag, field in SETTING_FLAGS.items():
         group.add_argument(flag, dest=f"setting_{field}", default=None, metavar=field.upper())
@@ -134,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        sys.stderr.write(f"txnpipe {args.command}: {type(exc).__name__}: {exc} (rerun with --debug)\n")
+        sys.stderr.write(
+            f"txnpipe {args.command}: {type(exc).__name__}: {exc} (rerun with --debug)\n"
+        )
         return 1
 
 

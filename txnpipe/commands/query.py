@@ -1,4 +1,4 @@
-"""``txnpipe query categories|top-customers|monthly [--source redis|mysql] [--limit N] [--json]``."""
+"""``txnpipe query categories|top-customers|monthly [--source S] [--limit N] [--json]``."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def render(answer: Answer) -> str:
     lines: list[str] = []
     for row in answer.rows:
         if isinstance(row, CategoryRow):
-            lines.append(f"{row.product_category:<32} {row.total_transactions:>10} {row.to_json()['total_amount']:>16}")
+            amount = row.to_json()["total_amount"]
+            lines.append(f"{row.product_category:<32} {row.total_transactions:>10} {amount:>16}")
         elif isinstance(row, CustomerRow):
             lines.append(f"{row.customer_id:<32} {row.to_json()['total_amount']:>16}")
         elif isinstance(row, MonthRow):

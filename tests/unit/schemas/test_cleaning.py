@@ -58,9 +58,7 @@ def test_ids_accept_integers_as_text(number: int) -> None:
     assert clean_id(number, "customer_id") == str(number)
 
 
-@pytest.mark.parametrize(
-    "value", ["", "   ", None, True, 1.5, [], {}, "x" * 129], ids=repr
-)
+@pytest.mark.parametrize("value", ["", "   ", None, True, 1.5, [], {}, "x" * 129], ids=repr)
 @pytest.mark.parametrize("field", ["transaction_id", "customer_id"])
 def test_ids_reject(field: str, value: Any) -> None:
     assert reason_of(record(**{field: value})) in (f"invalid_{field}", f"missing_{field}")
@@ -125,7 +123,9 @@ def test_amount_dirty_string_forms(cents: int, form: str) -> None:
 
 @given(cents_st)
 def test_amount_json_number_is_decimal_not_float(cents: int) -> None:
-    text = json.dumps(record(transaction_amount=0)).replace('"transaction_amount": 0', f'"transaction_amount": {fmt(cents)}')
+    text = json.dumps(record(transaction_amount=0)).replace(
+        '"transaction_amount": 0', f'"transaction_amount": {fmt(cents)}'
+    )
     [result] = parse_message(text.encode())
     assert isinstance(result, Accepted)
     assert result.transaction.amount_cents == cents
@@ -148,8 +148,27 @@ def test_amount_half_up_examples() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["1.234,50", "1,23.00", "12,34", "abc", "", "  ", "--1", "1.2.3", "$", "USD", "€5", "1e3",
-     "0x10", "１２", True, None, [], {"v": 1}, "12 EUR"],
+    [
+        "1.234,50",
+        "1,23.00",
+        "12,34",
+        "abc",
+        "",
+        "  ",
+        "--1",
+        "1.2.3",
+        "$",
+        "USD",
+        "€5",
+        "1e3",
+        "0x10",
+        "１２",
+        True,
+        None,
+        [],
+        {"v": 1},
+        "12 EUR",
+    ],
     ids=repr,
 )
 def test_amount_rejects_unreadable(value: Any) -> None:
@@ -159,7 +178,8 @@ def test_amount_rejects_unreadable(value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["0", "0.00", "0.004", "-5", "1000000.01", "1,000,000.01", 0, -1, Decimal("1e400")],
+    "value",
+    ["0", "0.00", "0.004", "-5", "1000000.01", "1,000,000.01", 0, -1, Decimal("1e400")],
     ids=repr,
 )
 def test_amount_rejects_out_of_range(value: Any) -> None:
@@ -170,7 +190,9 @@ def test_amount_rejects_out_of_range(value: Any) -> None:
 
 @pytest.mark.parametrize("raw", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-0"])
 def test_amount_json_constants_and_huge_numbers_do_not_crash(raw: bytes) -> None:
-    text = json.dumps(record(transaction_amount=0)).replace('"transaction_amount": 0', '"transaction_amount": ' + raw.decode())
+    text = json.dumps(record(transaction_amount=0)).replace(
+        '"transaction_amount": 0', '"transaction_amount": ' + raw.decode()
+    )
     [result] = parse_message(text.encode())
     assert isinstance(result, Rejection)
 
@@ -194,8 +216,10 @@ def test_date_iso_and_slashes(day: date) -> None:
     assert clean_date(day.strftime("%Y/%m/%d"), UPDATED) == day
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2024, 6, 1)),
-       st.integers(min_value=-14 * 60, max_value=14 * 60))
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2024, 6, 1)),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
 def test_date_time_with_offset_is_converted_to_utc_date(moment: datetime, offset_min: int) -> None:
     tz = timezone(timedelta(minutes=offset_min))
     aware = moment.replace(tzinfo=tz)
@@ -229,8 +253,20 @@ def test_date_limits() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2024-13-01", "2024-02-30", "2024-06-01T10:00:00", "31/05/2024", "2024-05/31", "May 31 2024",
-     "", 1.5e9, True, [], {"d": 1}, "2024-5-31"],
+    [
+        "2024-13-01",
+        "2024-02-30",
+        "2024-06-01T10:00:00",
+        "31/05/2024",
+        "2024-05/31",
+        "May 31 2024",
+        "",
+        1.5e9,
+        True,
+        [],
+        {"d": 1},
+        "2024-5-31",
+    ],
     ids=repr,
 )
 def test_date_rejects_unreadable(value: Any) -> None:
@@ -242,14 +278,19 @@ def test_date_rejects_unreadable(value: Any) -> None:
 # --- status ---------------------------------------------------------------------------------
 
 
-@given(st.sampled_from(["pending", "approved", "declined", "reversed"]),
-       st.text(alphabet=" \t", max_size=3), st.booleans())
+@given(
+    st.sampled_from(["pending", "approved", "declined", "reversed"]),
+    st.text(alphabet=" \t", max_size=3),
+    st.booleans(),
+)
 def test_status_any_case_and_spacing(status: str, pad: str, upper: bool) -> None:
     text = status.upper() if upper else status.capitalize()
     assert clean_status(f"{pad}{text}{pad}") == status
 
 
-@pytest.mark.parametrize("value", ["", "done", "approve", "pend ing", 1, None, True, ["pending"]], ids=repr)
+@pytest.mark.parametrize(
+    "value", ["", "done", "approve", "pend ing", 1, None, True, ["pending"]], ids=repr
+)
 def test_status_rejects(value: Any) -> None:
     with pytest.raises(CleaningError):
         clean_status(value)
@@ -258,8 +299,10 @@ def test_status_rejects(value: Any) -> None:
 # --- updated_at -----------------------------------------------------------------------------
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
-       st.integers(min_value=-14 * 60, max_value=14 * 60))
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
 def test_updated_at_offsets_normalised_to_utc(moment: datetime, offset_min: int) -> None:
     aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_min)))
     assert clean_updated_at(aware.isoformat()) == aware.astimezone(UTC)
@@ -267,7 +310,9 @@ def test_updated_at_offsets_normalised_to_utc(moment: datetime, offset_min: int)
 
 
 @pytest.mark.parametrize(
-    "value", ["2024-06-01T12:00:00", "2024-06-01", "yesterday", "", 1717243200, None, True], ids=repr
+    "value",
+    ["2024-06-01T12:00:00", "2024-06-01", "yesterday", "", 1717243200, None, True],
+    ids=repr,
 )
 def test_updated_at_rejects(value: Any) -> None:
     obj = record(updated_at=value)
@@ -278,8 +323,14 @@ def test_updated_at_rejects(value: Any) -> None:
 
 
 def test_missing_required_fields_each_have_a_reason() -> None:
-    for field in ("transaction_id", "customer_id", "transaction_amount", "transaction_date",
-                  "status", "updated_at"):
+    for field in (
+        "transaction_id",
+        "customer_id",
+        "transaction_amount",
+        "transaction_date",
+        "status",
+        "updated_at",
+    ):
         obj = record()
         del obj[field]
         assert reason_of(obj) == f"missing_{field}"
@@ -315,17 +366,31 @@ def test_batch_keeps_order_and_exact_raw_of_rejections() -> None:
     good = record()
     text = '[ {"a": 1} ,' + json.dumps(good) + ', 7, "x"]'
     results = parse_message(text.encode())
-    assert [type(r).__name__ for r in results] == ["Rejection", "Accepted", "Rejection", "Rejection"]
+    assert [type(r).__name__ for r in results] == [
+        "Rejection",
+        "Accepted",
+        "Rejection",
+        "Rejection",
+    ]
     assert isinstance(results[0], Rejection) and results[0].raw == b'{"a": 1}'
     assert isinstance(results[2], Rejection) and results[2].raw == b"7"
     assert [r.index for r in results] == [0, 1, 2, 3]
 
 
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.floats(allow_nan=False),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=30,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text(max_size=20)
+        | st.floats(allow_nan=False),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=30,
+    )
+)
 def test_any_json_value_never_crashes(value: Any) -> None:
     results = parse_message(json.dumps(value).encode())
     assert results or value == []  # an empty batch holds no record
@@ -337,11 +402,26 @@ def test_any_bytes_never_crash(raw: bytes) -> None:
     assert parse_message(raw)
 
 
-@given(st.dictionaries(
-    st.sampled_from(["transaction_id", "customer_id", "product_category", "transaction_amount",
-                     "transaction_date", "status", "updated_at"]),
-    st.none() | st.booleans() | st.integers() | st.text(max_size=30) | st.lists(st.integers(), max_size=2),
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "transaction_id",
+                "customer_id",
+                "product_category",
+                "transaction_amount",
+                "transaction_date",
+                "status",
+                "updated_at",
+            ]
+        ),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text(max_size=30)
+        | st.lists(st.integers(), max_size=2),
+    )
+)
 def test_any_field_values_never_crash(obj: dict[str, Any]) -> None:
     [result] = parse_message(json.dumps(obj).encode())
     assert isinstance(result, Accepted | Rejection)

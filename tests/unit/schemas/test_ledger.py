@@ -79,7 +79,9 @@ def test_backdated_change_corrects_both_months() -> None:
 
 def test_reversal_carries_previous_customer_and_category() -> None:
     old = txn(0, customer_id="c1", product_category="books")
-    rev, new = change(old, txn(1, customer_id="c2", product_category="toys", amount_cents=700)).entries
+    rev, new = change(
+        old, txn(1, customer_id="c2", product_category="toys", amount_cents=700)
+    ).entries
     assert (rev.customer_id, rev.product_category, rev.amount_cents) == ("c1", "books", -1000)
     assert (new.customer_id, new.product_category, new.amount_cents) == ("c2", "toys", 700)
 
@@ -104,8 +106,18 @@ def test_ledger_messages_round_trip_as_json() -> None:
         assert isinstance(parsed, LedgerEntry | VersionRecord)
 
 
-@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["pending", "approved", "declined", "reversed"]),
-                          st.integers(1, 5000), st.integers(0, 3)), min_size=1, max_size=25))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),
+            st.sampled_from(["pending", "approved", "declined", "reversed"]),
+            st.integers(1, 5000),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_ledger_sums_to_the_current_version_in_any_arrival_order(
     versions: list[tuple[int, str, int, int]],
 ) -> None:
@@ -114,7 +126,9 @@ def test_ledger_sums_to_the_current_version_in_any_arrival_order(
     total_cents = total_count = 0
     per_day: dict[date, int] = {}
     for minute, status, cents, day in versions:
-        incoming = txn(minute, status=status, amount_cents=cents, transaction_date=date(2024, 5, 1 + day))
+        incoming = txn(
+            minute, status=status, amount_cents=cents, transaction_date=date(2024, 5, 1 + day)
+        )
         outcome = apply_change(current, incoming, accepted_at=NOW)
         if isinstance(outcome, Change):
             current = incoming
