@@ -38,7 +38,7 @@ def partition_counts(bootstrap: str, topics: list[str], timeout: float = 10.0) -
 def end_offsets(bootstrap: str, topic: str, timeout: float = 5.0) -> dict[int, int]:
     """Offset after the last record of each partition of ``topic`` (correct on Tansu too)."""
     from confluent_kafka import Consumer, TopicPartition
-    from confluent_kafka import OffsetSpec
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
     counts = partition_counts(bootstrap, [topic])
     if topic not in counts:
