@@ -45,9 +45,8 @@ def end_offsets(bootstrap: str, topic: str, timeout: float = 5.0) -> dict[int, i
         return {}
     partitions = [TopicPartition(topic, p) for p in range(counts[topic])]
     admin = admin_client(bootstrap)
-    futures = admin.list_offsets(
-        {tp: OffsetSpec.latest() for tp in partitions}, request_timeout=timeout
-    )
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    futures = admin.list_offsets({tp: latest for tp in partitions}, request_timeout=timeout)
     listed = {tp.partition: f.result().offset for tp, f in futures.items()}
     result = {p: 0 for p in listed}
     nonempty = [TopicPartition(topic, p, max(o - 1, 0)) for p, o in listed.items() if o > 0]
