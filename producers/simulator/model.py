@@ -1,0 +1,401 @@
+"""The simulator's clean model: a transaction history that is a pure function of (config, time).
+
+Each backfill day and each block of live arrivals is generated from its own RNG, seeded
+by ``(seed, chunk)``, so the history never depends on who asked for what first. A
+transaction is a list of clean ``Version``s (creation, then changes); the *feed* is every
+version rendered as a dirty record, plus noise: exact repeats, late replicas of older
+versions, and invalid records. Feed entries are ordered by ``(feed_ms, transaction_id,
+chunk, index)``; an entry becomes visible once the clock reaches its ``feed_ms``.
+
+This module never imports ``schemas``: the ground truth is computed from the model, so
+end-to-end tests compare the pipeline against an independent answer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import heapq
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from producers.simulator import render
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+LIVE_CHUNK = 256  # live arrivals generated per block
+LIVE_CHUNK_BASE = 10_000_000  # chunk numbers of live blocks start here (backfill days below)
+BACKFILL_ID_BASE = 1_000_000_000_000
+LIVE_ID_BASE = 2_000_000_000_000
+
+# (clean name, median amount in cents, log-normal sigma, relative frequency)
+CATEGORIES: tuple[tuple[str, int, float, float], ...] = (
+    ("groceries", 6_400, 0.6, 22.0),
+    ("restaurants", 3_800, 0.7, 16.0),
+    ("electronics", 24_000, 1.0, 8.0),
+    ("apparel", 7_900, 0.8, 10.0),
+    ("home & garden", 11_500, 0.9, 7.0),
+    ("health & beauty", 3_300, 0.7, 8.0),
+    ("books", 2_100, 0.5, 4.0),
+    ("sports & outdoors", 8_800, 0.9, 4.0),
+    ("toys & games", 4_400, 0.7, 4.0),
+    ("automotive", 16_000, 1.1, 3.0),
+    ("travel", 62_000, 1.0, 3.0),
+    ("digital services", 1_500, 0.6, 8.0),
+    ("uncategorized", 5_000, 1.0, 3.0),
+)
+MAX_AMOUNT_CENTS = 99_000_000  # the model stays below the contract's 1,000,000.00 ceiling
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Everything the history depends on; same config and clock, same bytes."""
+
+    seed: int = 42
+    history_days: int = 540
+    transactions_per_day: float = 100.0
+    rate: float = 5.0  # live arrivals per second after the anchor
+    customers: int = 5_000
+    dirty_rate: float = 0.35  # share of records with at least one dirty-but-accepted field
+    invalid_rate: float = 0.02  # invalid records per version
+    repeat_rate: float = 0.03  # exact repeats per version
+    late_rate: float = 0.02  # late replicas of the previous version, per change
+    # change probabilities per transaction
+    approve_rate: float = 0.88  # pending → approved (else declined)
+    reverse_rate: float = 0.03
+    amount_correction_rate: float = 0.04
+    backdate_rate: float = 0.03
+    category_correction_rate: float = 0.02
+    customer_correction_rate: float = 0.015
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One clean version of a transaction (what the cleaning rules must arrive at)."""
+
+    transaction_id: str
+    customer_id: str
+    category: str
+    amount_cents: int
+    transaction_date: date
+    status: str
+    updated_ms: int
+
+
+FeedKey = tuple[int, str, int, int]  # (feed_ms, transaction_id, chunk, index)
+
+
+@dataclass(slots=True)
+class Entry:
+    """One record of the feed: its rendered bytes and the clean version it stands for."""
+
+    key: FeedKey
+    body: bytes
+    version: Version | None  # None: an invalid record (changes nothing)
+    kind: str  # "version", "repeat", "late" or the invalid kind
+
+    def __lt__(self, other: Entry) -> bool:
+        return self.key < other.key
+
+
+def _chunk_rng(seed: int, chunk: int) -> random.Random:
+    digest = hashlib.blake2b(f"{seed}:{chunk}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    customer_id: str
+    spend: float  # multiplier on amounts: a few heavy spenders, a long tail
+
+
+def make_customers(config: SimulatorConfig) -> tuple[list[Customer], list[float]]:
+    """Customers and cumulative weights: Zipf-like frequency, log-normal spend."""
+    rng = _chunk_rng(config.seed, -1)
+    count = max(1, config.customers)
+    ids = rng.sample(range(100_000, 100_000 + count * 9), count)
+    customers = [Customer(str(i), math.exp(rng.gauss(0.0, 0.5))) for i in ids]
+    weights = [1.0 / (rank + 1) ** 0.9 for rank in range(count)]
+    cumulative: list[float] = []
+    total = 0.0
+    for w in weights:
+        total += w
+        cumulative.append(total)
+    return customers, cumulative
+
+
+def ms_to_date(ms: int) -> date:
+    return date.fromordinal(date(1970, 1, 1).toordinal() + ms // DAY_MS)
+
+
+class HistoryGenerator:
+    """Generates the chunks of the history (pure functions of config and chunk number)."""
+
+    def __init__(self, config: SimulatorConfig, anchor_ms: int) -> None:
+        self.config = config
+        self.anchor_ms = anchor_ms
+        self.start_ms = anchor_ms - config.history_days * DAY_MS
+        self.customers, self._cum_weights = make_customers(config)
+        self._cat_cum: list[float] = []
+        total = 0.0
+        for _, _, _, freq in CATEGORIES:
+            total += freq
+            self._cat_cum.append(total)
+
+    # -- chunks ---------------------------------------------------------------
+    def backfill_day(self, day: int) -> list[Entry]:
+        """Transactions created in backfill day ``day`` (0 = oldest) and all their changes."""
+        cfg = self.config
+        rng = _chunk_rng(cfg.seed, day)
+        day_start = self.start_ms + day * DAY_MS
+        # weekly rhythm and slow growth, so months differ and the trend has a shape
+        weekday = ms_to_date(day_start).weekday()
+        growth = 0.75 + 0.5 * day / max(1, cfg.history_days)
+        mean = cfg.transactions_per_day * growth * (1.15 if weekday >= 4 else 0.95)
+        count = max(0, round(rng.gauss(mean, math.sqrt(max(mean, 1.0)))))
+        times = sorted(day_start + rng.randrange(DAY_MS) for _ in range(count))
+        entries: list[Entry] = []
+        for n, t0 in enumerate(times):
+            tid = str(BACKFILL_ID_BASE + day * 100_000 + n)
+            self._transaction(rng, tid, t0, day, entries)
+        return entries
+
+    def live_chunk_start(self, chunk: int) -> int:
+        """Creation time of the first live arrival of block ``chunk``."""
+        return self.anchor_ms + math.ceil((chunk * LIVE_CHUNK + 1) * 1000 / self.config.rate)
+
+    def live_chunk(self, chunk: int) -> list[Entry]:
+        """Live arrivals ``[chunk*LIVE_CHUNK, (chunk+1)*LIVE_CHUNK)`` after the anchor."""
+        rng = _chunk_rng(self.config.seed, LIVE_CHUNK_BASE + chunk)
+        entries: list[Entry] = []
+        for n in range(LIVE_CHUNK):
+            k = chunk * LIVE_CHUNK + n
+            t0 = self.anchor_ms + math.ceil((k + 1) * 1000 / self.config.rate)
+            self._transaction(rng, str(LIVE_ID_BASE + k), t0, LIVE_CHUNK_BASE + chunk, entries)
+        return entries
+
+    # -- one transaction --------------------------------------------------------
+    def _customer(self, rng: random.Random) -> Customer:
+        x = rng.random() * self._cum_weights[-1]
+        return self.customers[bisect.bisect_left(self._cum_weights, x)]
+
+    def _category(self, rng: random.Random) -> int:
+        x = rng.random() * self._cat_cum[-1]
+        return bisect.bisect_left(self._cat_cum, x)
+
+    def _amount(self, rng: random.Random, category: int, customer: Customer) -> int:
+        _, median, sigma, _ = CATEGORIES[category]
+        cents = int(median * customer.spend * math.exp(rng.gauss(0.0, sigma)))
+        if rng.random() < 0.3:  # prices end in .99 / .00 / .50 often
+            cents = (cents // 100) * 100 + rng.choice((99, 0, 50, 95))
+        return min(max(cents, 1), MAX_AMOUNT_CENTS)
+
+    def _transaction(
+        self, rng: random.Random, tid: str, t0: int, chunk: int, out: list[Entry]
+    ) -> None:
+        cfg = self.config
+        customer = self._customer(rng)
+        category = self._category(rng)
+        day = ms_to_date(t0)
+        if rng.random() < 0.1:  # posted the day after it happened
+            day = date.fromordinal(day.toordinal() - 1)
+        roll = rng.random()
+        status = "pending" if roll < 0.75 else ("approved" if roll < 0.95 else "declined")
+        first = Version(
+            tid,
+            customer.customer_id,
+            CATEGORIES[category][0],
+            self._amount(rng, category, customer),
+            day,
+            status,
+            t0,
+        )
+        versions = [first]
+        events: list[tuple[int, str]] = []
+        if status == "pending":
+            events.append((t0 + rng.randrange(MINUTE_MS, 48 * HOUR_MS), "settle"))
+        if rng.random() < cfg.reverse_rate:
+            events.append((t0 + rng.randrange(DAY_MS, 30 * DAY_MS), "reverse"))
+        if rng.random() < cfg.amount_correction_rate:
+            events.append((t0 + rng.randrange(HOUR_MS, 10 * DAY_MS), "amount"))
+        if rng.random() < cfg.backdate_rate:
+            events.append((t0 + rng.randrange(HOUR_MS, 5 * DAY_MS), "backdate"))
+        if rng.random() < cfg.category_correction_rate:
+            events.append((t0 + rng.randrange(HOUR_MS, 3 * DAY_MS), "category"))
+        if rng.random() < cfg.customer_correction_rate:
+            events.append((t0 + rng.randrange(HOUR_MS, 3 * DAY_MS), "customer"))
+        events.sort()
+        for when, what in events:
+            cur = versions[-1]
+            when = max(when, cur.updated_ms + 1)
+            nxt: Version | None = None
+            if what == "settle" and cur.status == "pending":
+                new_status = "approved" if rng.random() < cfg.approve_rate else "declined"
+                nxt = _replace(cur, status=new_status, updated_ms=when)
+            elif what == "reverse" and cur.status == "approved":
+                nxt = _replace(cur, status="reversed", updated_ms=when)
+            elif cur.status in ("pending", "approved"):
+                if what == "amount":
+                    factor = rng.choice((0.5, 0.9, 0.99, 1.01, 1.1, 1.25, 2.0))
+                    cents = min(max(1, round(cur.amount_cents * factor)), MAX_AMOUNT_CENTS)
+                    if cents == cur.amount_cents:
+                        cents = cur.amount_cents + 1
+                    nxt = _replace(cur, amount_cents=cents, updated_ms=when)
+                elif what == "backdate":
+                    back = rng.randrange(1, 46)
+                    nxt = _replace(
+                        cur,
+                        transaction_date=date.fromordinal(cur.transaction_date.toordinal() - back),
+                        updated_ms=when,
+                    )
+                elif what == "category":
+                    other = self._category(rng)
+                    name = CATEGORIES[other][0]
+                    if name == cur.category:
+                        name = CATEGORIES[(other + 1) % len(CATEGORIES)][0]
+                    nxt = _replace(cur, category=name, updated_ms=when)
+                elif what == "customer":
+                    new_customer = self._customer(rng).customer_id
+                    if new_customer == cur.customer_id:
+                        new_customer = self.customers[0].customer_id
+                    if new_customer != cur.customer_id:
+                        nxt = _replace(cur, customer_id=new_customer, updated_ms=when)
+            if nxt is not None:
+                versions.append(nxt)
+        index = len(out)
+
+        def add(feed_ms: int, body: bytes, version: Version | None, kind: str, key_id: str) -> None:
+            nonlocal index
+            out.append(Entry((feed_ms, key_id, chunk, index), body, version, kind))
+            index += 1
+
+        for i, version in enumerate(versions):
+            body = render.record(rng, version, cfg.dirty_rate)
+            add(version.updated_ms, body, version, "version", tid)
+            if rng.random() < cfg.repeat_rate:
+                lag = 0 if rng.random() < 0.5 else rng.randrange(1, 2 * HOUR_MS)
+                add(version.updated_ms + lag, body, version, "repeat", tid)
+            if i > 0 and rng.random() < cfg.late_rate:
+                older = versions[i - 1]
+                late_body = render.record(rng, older, cfg.dirty_rate)
+                add(
+                    version.updated_ms + rng.randrange(1_000, 6 * HOUR_MS),
+                    late_body,
+                    older,
+                    "late",
+                    tid,
+                )
+            if rng.random() < cfg.invalid_rate:
+                feed_ms = version.updated_ms + rng.randrange(1, HOUR_MS)
+                kind, body_bad, key_id = render.invalid(rng, version, feed_ms)
+                add(feed_ms, body_bad, None, kind, key_id)
+
+
+def _replace(v: Version, **changes: object) -> Version:
+    fields = {
+        "transaction_id": v.transaction_id,
+        "customer_id": v.customer_id,
+        "category": v.category,
+        "amount_cents": v.amount_cents,
+        "transaction_date": v.transaction_date,
+        "status": v.status,
+        "updated_ms": v.updated_ms,
+    }
+    fields.update(changes)
+    return Version(**fields)  # type: ignore[arg-type]
+
+
+def now_ms() -> int:
+    """Wall clock in whole milliseconds (UTC)."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+@dataclass
+class Feed:
+    """The visible feed: entries with ``feed_ms <= clock``, in feed order, append-only.
+
+    Entries generated but not yet due wait in a heap; the clock only moves forward.
+    Not thread-safe: the server serialises access with a lock.
+    """
+
+    config: SimulatorConfig
+    anchor_ms: int
+    clock: Callable[[], int]
+    generator: HistoryGenerator = field(init=False)
+    entries: list[Entry] = field(default_factory=list)
+    keys: list[FeedKey] = field(default_factory=list)
+    served: bytearray = field(default_factory=bytearray)
+    max_served: int = -1  # index of the furthest entry served in a complete response
+    _pending: list[Entry] = field(default_factory=list)
+    _next_live_chunk: int = 0
+    _now: int = 0
+
+    def __post_init__(self) -> None:
+        self.generator = HistoryGenerator(self.config, self.anchor_ms)
+        backfill: list[Entry] = []
+        for day in range(self.config.history_days):
+            backfill.extend(self.generator.backfill_day(day))
+        backfill.sort()
+        self._pending = backfill[::-1]  # popped from the end, oldest first
+        self._heap: list[Entry] = []
+        self._now = self.anchor_ms - 1
+        self.advance()
+
+    def advance(self) -> int:
+        """Bring the visible feed up to the clock; returns the clock in ms."""
+        now = max(self.clock(), self._now)
+        self._now = now
+        if self.config.rate > 0:
+            while self.generator.live_chunk_start(self._next_live_chunk) <= now:
+                for entry in self.generator.live_chunk(self._next_live_chunk):
+                    heapq.heappush(self._heap, entry)
+                self._next_live_chunk += 1
+        pending = self._pending
+        heap = self._heap
+        while True:
+            a = pending[-1] if pending else None
+            b = heap[0] if heap else None
+            if a is not None and (b is None or a.key < b.key):
+                if a.key[0] > now:
+                    break
+                pending.pop()
+                self._append(a)
+            elif b is not None:
+                if b.key[0] > now:
+                    break
+                heapq.heappop(heap)
+                self._append(b)
+            else:
+                break
+        return now
+
+    def _append(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        self.keys.append(entry.key)
+        self.served.append(0)
+
+    def start_index(self, updated_since_ms: int | None, cursor: FeedKey | None) -> int:
+        if cursor is not None:
+            return bisect.bisect_right(self.keys, cursor)
+        if updated_since_ms is not None:
+            return bisect.bisect_left(self.keys, (updated_since_ms,))
+        return 0
+
+    def mark_served(self, start: int, end: int) -> None:
+        """Entries ``[start, end)`` went out in a complete response."""
+        if end > start:
+            self.served[start:end] = b"\x01" * (end - start)
+            self.max_served = max(self.max_served, end - 1)
+
+
+def anchor_from(now: datetime | None) -> int:
+    """The end of the backfill in ms: ``now`` if given, else the wall clock (whole seconds)."""
+    if now is None:
+        return (now_ms() // 1000) * 1000
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return int(now.timestamp() * 1000)
