@@ -1,0 +1,172 @@
+"""``txnpipe run``: the main job — every stage in one supervised process tree, with a live view.
+
+Starts the bundled broker when nothing answers at the bootstrap address, the reference API
+unless ``--api-url`` (or ``TXNPIPE_API_URL``) is given, the poller, ``--workers`` stream
+workers and the sink. A crashed stage is restarted with backoff. Ctrl-C (or ``--duration``)
+stops every child cleanly and leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from common.errors import ConfigError
+from common.services import (
+    MYSQL_HINT,
+    REDIS_HINT,
+    answers,
+    bootstrap_endpoint,
+    ensure_broker,
+    mysql_answers,
+    redis_answers,
+    stop_broker,
+)
+from common.settings import Settings
+from txnpipe.supervisor import Stage, Supervisor
+
+HELP = "the main job: every stage in one supervised process tree"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=1, help="stream workers (default 1)")
+    parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    parser.add_argument("--seed", type=int, default=42, help="simulator seed (built-in API only)")
+    parser.add_argument(
+        "--sim-port", type=int, default=0, help="simulator port (default: a free one)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=5.0, help="simulator: new transactions per second"
+    )
+    parser.add_argument("--history-days", type=int, default=None, help="simulator: backfill days")
+    parser.add_argument(
+        "--web-port", type=int, default=6066, help="first stream worker's HTTP port"
+    )
+    parser.add_argument("--refresh", type=float, default=2.0, help="seconds between view updates")
+    parser.add_argument(
+        "--no-view", action="store_true", help="progress lines instead of the live view"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The children's environment: our resolved settings as TXNPIPE_* variables."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TXNPIPE_")}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+        env[f"TXNPIPE_{name.upper()}"] = raw
+    return env
+
+
+def plan(args: argparse.Namespace, settings: Settings) -> tuple[list[Stage], Settings]:
+    """The stages to run, in start order (stop order is the same: poller first, sink last)."""
+    run_dir = settings.state_dir / "run" / settings.namespace
+    stages: list[Stage] = []
+    simulated = "api_url" not in settings.model_fields_set
+    if simulated:
+        port = args.sim_port or _free_port()
+        settings = settings.model_copy(update={"api_url": f"http://127.0.0.1:{port}"})
+        sim = [
+            "simulate-api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--seed",
+            str(args.seed),
+            "--rate",
+            str(args.rate),
+        ]
+        if args.history_days is not None:
+            sim += ["--history-days", str(args.history_days)]
+        if not settings.api_key.get_secret_value():
+            settings = settings.model_copy(
+                update={"api_key": type(settings.api_key)("local-demo-key")}
+            )
+        sim += ["--api-key", settings.api_key.get_secret_value()]
+        stages.append(Stage("simulator", sim, run_dir / "simulator.log"))
+    stages.append(Stage("poller", ["poll", "--interval", "1"], run_dir / "poller.log"))
+    for i in range(args.workers):
+        stages.append(
+            Stage(
+                f"stream-{i + 1}",
+                ["stream", "--web-port", str(args.web_port + i)],
+                run_dir / f"stream-{i + 1}.log",
+            )
+        )
+    stages.append(Stage("sink", ["sink"], run_dir / "sink.log"))
+    return stages, settings
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    missing = [
+        hint
+        for ok, hint in (
+            (mysql_answers(settings), MYSQL_HINT),
+            (redis_answers(settings), REDIS_HINT),
+        )
+        if not ok
+    ]
+    if missing:
+        raise ConfigError("; ".join(f"not answering — {hint}" for hint in missing))
+    broker_was_up = answers(bootstrap_endpoint(settings.kafka_bootstrap))
+    ensure_broker(settings)
+    stages, settings = plan(args, settings)
+    supervisor = Supervisor(stages, child_env(settings))
+    stop_requested: list[str] = []
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop_requested.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deadline = time.monotonic() + args.duration if args.duration else None
+    from txnpipe.view import ProgressView
+
+    view = ProgressView(settings, supervisor, live=sys.stdout.isatty() and not args.no_view)
+    try:
+        supervisor.start()
+        with view:
+            while not stop_requested and (deadline is None or time.monotonic() < deadline):
+                for event in supervisor.poll():
+                    view.event(event)
+                view.update()
+                _wait(args.refresh, stop_requested, deadline)
+        reason = stop_requested[0] if stop_requested else "duration reached"
+        print(f"txnpipe run: stopping ({reason})", file=sys.stderr)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        # a second Ctrl-C while stopping must not leave children behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        supervisor.stop()
+        if not broker_was_up:
+            stop_broker(settings)
+        signal.signal(signal.SIGINT, previous.get(signal.SIGINT, signal.SIG_DFL))
+    view.final()
+    return 0
+
+
+def _wait(seconds: float, stop: list[Any], deadline: float | None) -> None:
+    end = time.monotonic() + seconds
+    if deadline is not None:
+        end = min(end, deadline)
+    while not stop and time.monotonic() < end:
+        time.sleep(0.1)
