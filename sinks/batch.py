@@ -1,0 +1,265 @@
+"""Ledger messages → what one sink batch writes (pure: no I/O, unit-tested without services).
+
+The stream app publishes a version's 0-2 entries first and then its ``VersionRecord``
+(the commit marker naming ``entry_ids``), all in one partition. A *unit* is a version with
+its entries: it is written whole or not at all. Entries whose version is not in the batch
+are *orphans*: they wait in ``sink_pending_entries`` (written in the same DB transaction
+as the offsets) until their version arrives. Exact duplicates (redelivery) are dropped
+here within a batch and by unique keys across batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import LEDGER_ADAPTER, DeadLetter, LedgerEntry, VersionRecord
+from schemas.answers import cents_to_str
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One ledger message as read: where it came from, its bytes and its decoded value."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes
+    message: LedgerEntry | VersionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A version and the entries it commits; ``missing`` entry ids were not in this batch."""
+
+    version: Received
+    entries: tuple[Received, ...]
+    missing: tuple[str, ...] = ()
+
+    @property
+    def record(self) -> VersionRecord:
+        assert isinstance(self.version.message, VersionRecord)
+        return self.version.message
+
+    def messages(self) -> tuple[Received, ...]:
+        return (*self.entries, self.version)
+
+
+@dataclass
+class BatchPlan:
+    """Everything one DB transaction writes, plus the offsets it covers."""
+
+    units: list[Unit] = field(default_factory=list)
+    orphans: list[Received] = field(default_factory=list)
+    invalid: list[DeadLetter] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset + 1
+    messages: int = 0
+
+
+def decode(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+) -> Received | DeadLetter:
+    """Validate one ledger message; a message that is not a ledger event becomes a dead letter."""
+    raw = value or b""
+    try:
+        message = LEDGER_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        rejection_detail = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        return _dead(
+            topic, partition, offset, raw, "invalid_ledger_message", rejection_detail[:500]
+        )
+    return Received(partition, offset, key, raw, message)
+
+
+def _dead(
+    topic: str, partition: int, offset: int, raw: bytes, reason: str, detail: str
+) -> DeadLetter:
+    from schemas import Rejection
+
+    return DeadLetter.from_rejection(
+        Rejection(reason, detail, raw),
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        stage="sink",
+    )
+
+
+def dead_letter(topic: str, item: Received, reason: str, detail: str) -> DeadLetter:
+    """A sink-stage dead letter for a message the database refused (or that lost its entries)."""
+    letter = _dead(topic, item.partition, item.offset, item.raw, reason, detail)
+    return letter.model_copy(update={"transaction_id": item.message.transaction_id})
+
+
+def fold(items: list[Received | DeadLetter], next_offsets: dict[int, int]) -> BatchPlan:
+    """Group a batch's messages (in partition order) into units, orphans and dead letters."""
+    plan = BatchPlan(next_offsets=dict(next_offsets), messages=len(items))
+    waiting: dict[str, Received] = {}  # entry_id -> first copy seen, not yet claimed
+    claimed: set[str] = set()
+    versions: set[tuple[str, datetime]] = set()
+    for item in items:
+        if isinstance(item, DeadLetter):
+            plan.invalid.append(item)
+            continue
+        message = item.message
+        if isinstance(message, LedgerEntry):
+            if message.entry_id not in claimed and message.entry_id not in waiting:
+                waiting[message.entry_id] = item
+            continue
+        key = (message.transaction_id, message.updated_at)
+        found = [waiting.pop(i) for i in message.entry_ids if i in waiting]
+        if key in versions:
+            claimed.update(message.entry_ids)  # a redelivered copy: its entries are duplicates too
+            continue
+        versions.add(key)
+        have = {f.message.entry_id for f in found if isinstance(f.message, LedgerEntry)}
+        missing = tuple(i for i in message.entry_ids if i not in have and i not in claimed)
+        claimed.update(message.entry_ids)
+        plan.units.append(Unit(item, tuple(found), missing))
+    plan.orphans = list(waiting.values())
+    return plan
+
+
+def fold_offsets(items: list[tuple[int, int]]) -> dict[int, int]:
+    """Partition → next offset to read after these ``(partition, offset)`` pairs."""
+    out: dict[int, int] = {}
+    for partition, offset in items:
+        if offset + 1 > out.get(partition, -1):
+            out[partition] = offset + 1
+    return out
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """DATETIME(6) columns hold UTC without a zone (sessions run at ``+00:00``)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+LEDGER_COLUMNS = (
+    "entry_id",
+    "transaction_id",
+    "version_updated_at",
+    "entry_type",
+    "customer_id",
+    "product_category",
+    "transaction_date",
+    "amount",
+    "`count`",
+    "source_partition",
+    "source_offset",
+    "ledger_partition",
+    "ledger_offset",
+)
+
+
+def ledger_row(item: Received) -> tuple[Any, ...]:
+    e = item.message
+    assert isinstance(e, LedgerEntry)
+    return (
+        e.entry_id,
+        e.transaction_id,
+        naive_utc(e.version_updated_at),
+        e.entry_type,
+        e.customer_id,
+        e.product_category,
+        e.transaction_date,
+        cents_to_str(e.amount_cents),
+        e.count,
+        e.source_partition,
+        e.source_offset,
+        item.partition,
+        item.offset,
+    )
+
+
+VERSION_COLUMNS = (
+    "transaction_id",
+    "updated_at",
+    "customer_id",
+    "product_category",
+    "transaction_amount",
+    "transaction_date",
+    "status",
+    "counted",
+    "previous_updated_at",
+    "entry_ids",
+    "accepted_at",
+    "source_partition",
+    "source_offset",
+    "ledger_partition",
+    "ledger_offset",
+)
+
+
+def version_row(item: Received) -> tuple[Any, ...]:
+    v = item.message
+    assert isinstance(v, VersionRecord)
+    return (
+        v.transaction_id,
+        naive_utc(v.updated_at),
+        v.customer_id,
+        v.product_category,
+        cents_to_str(v.amount_cents),
+        v.transaction_date,
+        v.status,
+        int(v.counted),
+        naive_utc(v.previous_updated_at) if v.previous_updated_at else None,
+        ",".join(v.entry_ids),
+        naive_utc(v.accepted_at),
+        v.source_partition,
+        v.source_offset,
+        item.partition,
+        item.offset,
+    )
+
+
+CURRENT_COLUMNS = (
+    "transaction_id",
+    "customer_id",
+    "product_category",
+    "transaction_amount",
+    "transaction_date",
+    "status",
+    "updated_at",
+    "accepted_at",
+)
+
+
+def current_row(v: VersionRecord) -> tuple[Any, ...]:
+    return (
+        v.transaction_id,
+        v.customer_id,
+        v.product_category,
+        cents_to_str(v.amount_cents),
+        v.transaction_date,
+        v.status,
+        naive_utc(v.updated_at),
+        naive_utc(v.accepted_at),
+    )
+
+
+def latest_versions(units: list[Unit]) -> dict[str, VersionRecord]:
+    """Per transaction, the newest version among ``units`` (the one ``transactions`` shows)."""
+    latest: dict[str, VersionRecord] = {}
+    for unit in units:
+        v = unit.record
+        known = latest.get(v.transaction_id)
+        if known is None or v.updated_at > known.updated_at:
+            latest[v.transaction_id] = v
+    return latest
+
+
+def raw_positions(units: list[Unit]) -> dict[int, int]:
+    """Raw-topic partition → greatest source offset among the versions written."""
+    out: dict[int, int] = {}
+    for unit in units:
+        v = unit.record
+        if v.source_partition >= 0 and v.source_offset > out.get(v.source_partition, -1):
+            out[v.source_partition] = v.source_offset
+    return out

@@ -1,0 +1,119 @@
+"""MySQL connections for the sink: C extension, UTC sessions, strict mode, error classes.
+
+Every session runs with ``time_zone='+00:00'`` (the seed's ``NOW()`` is UTC) and a strict
+``sql_mode`` so a value the table cannot hold is an error (sent to the DLQ), never a
+silent truncation.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mysql.connector
+from mysql.connector import errorcode
+from mysql.connector.errors import Error as MySQLError
+
+from common.errors import ServiceUnavailableError
+from common.settings import Settings
+from sinks.dialect import Dialect
+
+log = logging.getLogger(__name__)
+
+SQL_MODE = (
+    "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,"
+    "NO_ENGINE_SUBSTITUTION"
+)
+
+# Errors after which the same batch may succeed on a fresh connection: the connection or
+# the server went away, the session was killed, or InnoDB chose us as a deadlock victim.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errorcode.CR_SERVER_GONE_ERROR,  # 2006
+        errorcode.CR_SERVER_LOST,  # 2013
+        errorcode.CR_CONNECTION_ERROR,  # 2002
+        errorcode.CR_CONN_HOST_ERROR,  # 2003
+        errorcode.CR_SERVER_LOST_EXTENDED,  # 2055
+        errorcode.ER_LOCK_DEADLOCK,  # 1213
+        errorcode.ER_LOCK_WAIT_TIMEOUT,  # 1205
+        errorcode.ER_QUERY_INTERRUPTED,  # 1317
+        errorcode.ER_SERVER_SHUTDOWN,  # 1053
+        errorcode.ER_CON_COUNT_ERROR,  # 1040 too many connections
+        1927,  # MariaDB ER_CONNECTION_KILLED (KILL CONNECTION from another session)
+        4031,  # MySQL 8 ER_CLIENT_INTERACTION_TIMEOUT
+        1614,  # ER_XA_RBDEADLOCK
+        1180,  # ER_ERROR_DURING_COMMIT
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the whole batch on a new connection can succeed."""
+    if isinstance(
+        exc, mysql.connector.errors.OperationalError | mysql.connector.errors.InterfaceError
+    ):
+        errno = getattr(exc, "errno", None)
+        return errno is None or errno in TRANSIENT_ERRNOS or errno >= 2000
+    return isinstance(exc, MySQLError) and getattr(exc, "errno", None) in TRANSIENT_ERRNOS
+
+
+def connect(settings: Settings, *, database: bool = True, autocommit: bool = False) -> Any:
+    """A C-extension connection in UTC and strict mode; ServiceUnavailableError when down."""
+    try:
+        conn = mysql.connector.connect(
+            host=settings.mysql_host,
+            port=settings.mysql_port,
+            user=settings.mysql_user,
+            password=settings.mysql_password.get_secret_value(),
+            database=settings.mysql_database if database else None,
+            autocommit=autocommit,
+            charset="utf8mb4",
+            collation="utf8mb4_bin",
+            use_pure=False,
+            allow_local_infile=False,
+            connection_timeout=10,
+        )
+    except MySQLError as exc:
+        if getattr(exc, "errno", None) == errorcode.ER_BAD_DB_ERROR and database:
+            raise
+        raise ServiceUnavailableError(
+            f"MySQL at {settings.mysql_host}:{settings.mysql_port} did not accept a connection "
+            f"(user={settings.mysql_user}): {exc.msg if hasattr(exc, 'msg') else exc}"
+        ) from None
+    cur = conn.cursor()
+    cur.execute(f"SET time_zone = '+00:00', sql_mode = '{SQL_MODE}'")
+    cur.close()
+    return conn
+
+
+def ensure_database(settings: Settings) -> None:
+    """Create the configured database if it is missing (utf8mb4, binary collation)."""
+    conn = connect(settings, database=False, autocommit=True)
+    try:
+        cur = conn.cursor()
+        name = settings.mysql_database.replace("`", "``")
+        cur.execute(
+            f"CREATE DATABASE IF NOT EXISTS `{name}` "
+            "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        )
+        cur.close()
+    finally:
+        conn.close()
+
+
+def dialect_of(conn: Any) -> Dialect:
+    cur = conn.cursor()
+    cur.execute("SELECT VERSION()")
+    row = cur.fetchone()
+    cur.close()
+    return Dialect.from_version(str(row[0]))
+
+
+def close_quietly(conn: Any) -> None:
+    """Close a connection that may already be dead."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:  # the server may have killed it already
+        log.debug("closing a dead MySQL connection", exc_info=True)

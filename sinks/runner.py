@@ -1,0 +1,397 @@
+"""``SinkRunner``: the confluent-kafka loop around ``LedgerWriter`` (``txnpipe sink``).
+
+Offsets live in MySQL, not in Kafka: on every partition assignment the runner seeks to the
+offsets stored with the data (``on_assign``), accumulates messages until a batch is big
+(``batch_messages``) or old (``max_batch_age``, so batches commit at least every second
+under steady load), and writes each batch with its offsets in one DB transaction. After
+the DB commit it also commits the offsets to the consumer group, asynchronously and only
+for the lag figures of ``txnpipe status``; they are never read back.
+
+``--until-idle``: Tansu's high watermark is wrong, so "caught up" is decided from things
+we trust: partitions are assigned, nothing is buffered, ``consume()`` returned nothing
+for ``idle_seconds``, and for every assigned partition the offset stored in MySQL is at
+least the consumer's own position (what it has fetched so far) — everything delivered
+is committed. Idle means no new ledger message for that long, not "end of topic".
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from mysql.connector.errors import Error as MySQLError
+
+from common.errors import ServiceUnavailableError
+from common.settings import Settings
+from schemas import DLQ, LEDGER, DeadLetter
+from sinks import db
+from sinks.batch import BatchPlan, Received, decode, fold
+from sinks.writer import FencedError, LedgerWriter
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 10.0
+
+
+def group_id(settings: Settings) -> str:
+    """The sink's consumer group (also the key of its rows in ``sink_offsets``)."""
+    return f"{settings.namespace}.sink"
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": group_id(settings),
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        # The bundled broker answers ~5 MB per fetch: don't stall between fetches.
+        "fetch.queue.backoff.ms": 10,
+        "queued.min.messages": 200000,
+        # A group joins after session.timeout.ms / 2 here: keep it short.
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": 600000,
+        "partition.assignment.strategy": "range",
+    }
+
+
+class SinkRunner:
+    """Consume the ledger topic and write it to MySQL until stopped (or idle)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        batch_messages: int = 20000,
+        max_batch_age: float = 0.5,
+        idle_seconds: float = 3.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.topic(LEDGER.suffix)
+        self.dlq_topic = settings.topic(DLQ.suffix)
+        self.batch_messages = batch_messages
+        self.max_batch_age = max_batch_age
+        self.idle_seconds = idle_seconds
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.stopping = False
+        self.expected: dict[int, int] = {}  # partition -> next offset stored in MySQL
+        self.buffer: list[Any] = []
+        self.batch_started = 0.0
+        self.last_activity = time.monotonic()
+        self.totals = {"batches": 0, "messages": 0, "units": 0, "entries": 0, "dead": 0}
+        self._producer: Producer | None = None
+        self._dead_errors: list[str] = []
+        self.writer = LedgerWriter(
+            settings,
+            group=group_id(settings),
+            topic=self.topic,
+            dlq_topic=self.dlq_topic,
+            send_dead=self._send_dead,
+            clock=self.clock,
+        )
+        self.consumer: Consumer | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        """Finish the batch in hand, then leave (SIGTERM/SIGINT)."""
+        self.stopping = True
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("sink: signal %d, stopping after the current batch", signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self, *, until_idle: bool = False) -> int:
+        """The consume → batch → write loop; returns the process exit code."""
+        self._with_retries(self.writer.connect, "connect")
+        ensure_topics(self.settings)
+        self.consumer = Consumer(consumer_config(self.settings))
+        self.consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        log.info(
+            "sink: consuming topic=%s group=%s into database=%s",
+            self.topic,
+            group_id(self.settings),
+            self.settings.mysql_database,
+        )
+        started = time.monotonic()
+        try:
+            while not self.stopping:
+                self._poll_once()
+                if until_idle and self._caught_up(started):
+                    log.info("sink: caught up (%s)", self._summary())
+                    break
+            self._flush()
+        finally:
+            self._close()
+        return 0
+
+    def _close(self) -> None:
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except (KafkaException, RuntimeError):
+                log.debug("closing the consumer failed", exc_info=True)
+            self.consumer = None
+        if self._producer is not None:
+            self._producer.flush(10)
+        self.writer.close()
+
+    def _summary(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.totals.items())
+
+    # -- partitions ----------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        ours = [tp.partition for tp in assigned if tp.topic == self.topic]
+        stored = self._with_retries(lambda: self.writer.load_offsets(ours), "load offsets")
+        for tp in assigned:
+            offset = stored.get(tp.partition, -2)
+            tp.offset = OFFSET_BEGINNING if offset < 0 else offset
+            self.expected[tp.partition] = offset
+        consumer.assign(assigned)
+        self.last_activity = time.monotonic()
+        log.info(
+            "sink: assigned partitions %s at stored offsets %s",
+            ours,
+            {p: stored.get(p) for p in ours},
+        )
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in revoked}
+        # Buffered messages of revoked partitions are dropped, not written: their offsets
+        # are not committed, so whoever gets the partition reads them again from MySQL's offset.
+        self.buffer = [m for m in self.buffer if m.partition() not in gone]
+        for p in gone:
+            self.expected.pop(p, None)
+        try:
+            consumer.unassign()
+        except KafkaException:
+            log.debug("unassign failed", exc_info=True)
+        log.info("sink: partitions %s revoked", sorted(gone))
+
+    def _caught_up(self, started: float) -> bool:
+        assert self.consumer is not None
+        now = time.monotonic()
+        if self.buffer or now - self.last_activity < self.idle_seconds:
+            return False
+        assignment = self.consumer.assignment()
+        if not assignment:
+            # Another sink of the group may own every partition; give the join a fair chance.
+            return now - started > max(30.0, 3 * self.idle_seconds)
+        for tp in self.consumer.position(assignment):
+            if tp.offset == OFFSET_INVALID or tp.offset < 0:
+                continue  # nothing fetched from this partition: nothing to commit
+            if self.expected.get(tp.partition, -2) < tp.offset:
+                return False
+        return True
+
+    # -- batches -------------------------------------------------------------------------
+
+    def _poll_once(self) -> None:
+        assert self.consumer is not None
+        if self.buffer:
+            wait = max(0.0, self.max_batch_age - (time.monotonic() - self.batch_started))
+        else:
+            wait = 0.2
+        room = max(1, min(5000, self.batch_messages - len(self.buffer)))
+        messages = self.consumer.consume(num_messages=room, timeout=min(wait, 0.2))
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.fatal():
+                    raise ServiceUnavailableError(f"Kafka consumer failed: {error.str()}")
+                log.warning("sink: consumer error %s", error.str())
+                continue
+            if not self.buffer:
+                self.batch_started = time.monotonic()
+            self.buffer.append(message)
+        if messages:
+            self.last_activity = time.monotonic()
+        if self.buffer and (
+            len(self.buffer) >= self.batch_messages
+            or time.monotonic() - self.batch_started >= self.max_batch_age
+        ):
+            self._flush()
+
+    def _plan(self, messages: list[Any]) -> BatchPlan:
+        items: list[Received | DeadLetter] = []
+        next_offsets: dict[int, int] = {}
+        for m in messages:
+            partition, offset = m.partition(), m.offset()
+            items.append(decode(self.topic, partition, offset, m.key(), m.value()))
+            if offset + 1 > next_offsets.get(partition, -1):
+                next_offsets[partition] = offset + 1
+        return fold(items, next_offsets)
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        messages, self.buffer = self.buffer, []
+        plan = self._plan(messages)
+        expected = {p: self.expected.get(p, -2) for p in plan.next_offsets}
+        delay = 0.2
+        while True:
+            try:
+                result = self.writer.write(plan, expected)
+                break
+            except FencedError as fenced:
+                self.writer.reset()
+                log.warning("sink: %s", fenced)
+                self._reseek(fenced.stored)
+                return
+            except (MySQLError, ServiceUnavailableError, TimeoutError) as exc:
+                self.writer.reset()
+                if isinstance(exc, MySQLError) and not db.is_transient(exc):
+                    raise
+                if self.stopping:
+                    log.warning(
+                        "sink: stopping with an unwritten batch (it is re-read on start): %s", exc
+                    )
+                    return
+                log.warning(
+                    "sink: transient database error, retrying the batch in %.1fs: %s", delay, exc
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+        for p, offset in plan.next_offsets.items():
+            self.expected[p] = offset
+        self._commit_to_group(plan.next_offsets)
+        self.totals["batches"] += 1
+        self.totals["messages"] += plan.messages
+        self.totals["units"] += result.units
+        self.totals["entries"] += result.entries
+        self.totals["dead"] += len(result.dead)
+        log.info(
+            "sink: batch messages=%d versions=%d entries=%d pending=%d dead=%d in %.3fs%s",
+            plan.messages,
+            result.units,
+            result.entries,
+            result.orphans,
+            len(result.dead),
+            result.seconds,
+            " (already committed)" if result.already else "",
+        )
+
+    def _reseek(self, stored: dict[int, int]) -> None:
+        """Another writer moved our partitions' offsets: continue from what MySQL says."""
+        assert self.consumer is not None
+        self.buffer = [m for m in self.buffer if m.partition() not in stored]
+        for partition, offset in stored.items():
+            self.expected[partition] = offset
+            try:
+                self.consumer.seek(
+                    TopicPartition(
+                        self.topic, partition, OFFSET_BEGINNING if offset < 0 else offset
+                    )
+                )
+            except KafkaException:
+                log.warning("sink: cannot seek partition=%d (revoked?)", partition, exc_info=True)
+
+    def _commit_to_group(self, offsets: dict[int, int]) -> None:
+        assert self.consumer is not None
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()],
+                asynchronous=True,
+            )
+        except KafkaException:
+            log.debug("group commit (informational) failed", exc_info=True)
+
+    def _with_retries(self, action: Callable[[], Any], what: str) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return action()
+            except (MySQLError, ServiceUnavailableError) as exc:
+                self.writer.reset()
+                if isinstance(exc, MySQLError) and not db.is_transient(exc):
+                    raise
+                if self.stopping:
+                    raise
+                log.warning("sink: %s failed, retrying in %.1fs: %s", what, delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def _send_dead(self, letters: list[DeadLetter]) -> None:
+        """Publish and flush dead letters (called before the batch's COMMIT)."""
+        if self._producer is None:
+            self._producer = Producer(
+                {
+                    "bootstrap.servers": self.settings.kafka_bootstrap,
+                    "enable.idempotence": True,
+                    "linger.ms": 5,
+                }
+            )
+        self._dead_errors = []
+
+        def delivered(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                self._dead_errors.append(err.str())
+
+        for letter in letters:
+            self._producer.produce(
+                self.dlq_topic,
+                key=letter.transaction_id.encode() if letter.transaction_id else None,
+                value=letter.model_dump_json().encode(),
+                on_delivery=delivered,
+            )
+        remaining = self._producer.flush(30)
+        if remaining or self._dead_errors:
+            raise ServiceUnavailableError(
+                f"dead letters not acknowledged by topic={self.dlq_topic}: "
+                f"{remaining} pending, errors={self._dead_errors[:3]}"
+            )
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create the ledger and DLQ topics if missing (``settings.partitions`` partitions)."""
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = [settings.topic(LEDGER.suffix), settings.topic(DLQ.suffix)]
+    try:
+        existing = admin.list_topics(timeout=10).topics
+    except KafkaException as exc:
+        raise ServiceUnavailableError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
+    missing = [n for n in names if n not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing]
+    )
+    for name, future in futures.items():
+        try:
+            future.result(15)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ServiceUnavailableError(f"cannot create topic={name}: {exc}") from None

@@ -1,0 +1,200 @@
+"""Tables of the sink and their versioned, idempotent migrations.
+
+``migrate`` runs on every start: under a named lock it applies, in order, each migration
+not yet recorded in ``sink_migrations``. DDL is not transactional in MySQL, so every
+statement is written to be safe to run again (``IF NOT EXISTS``) should a sink die half-way.
+
+Ids and categories use ``utf8mb4_bin``: exact comparison, so ``café``/``cafe`` or
+``ü``/``u`` or ``A``/``a`` stay distinct. Money is ``DECIMAL(12,2)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sinks import partitions
+
+log = logging.getLogger(__name__)
+
+LEDGER = "transaction_ledger"
+VERSIONS = "transaction_versions"
+CURRENT = "transactions"
+OFFSETS = "sink_offsets"
+PENDING = "sink_pending_entries"
+RAW_POSITIONS = "sink_raw_positions"
+MIGRATIONS = "sink_migrations"
+
+# Months of ledger partitions made at creation, before and after the current month.
+INITIAL_MONTHS_BACK = 12
+MONTHS_AHEAD = 3
+
+_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+_ID = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+_ASCII = "CHARACTER SET ascii COLLATE ascii_bin"
+
+
+def _ledger_ddl(today: date) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {LEDGER} (
+  entry_id VARCHAR(64) {_ASCII} NOT NULL,
+  transaction_id {_ID},
+  version_updated_at DATETIME(6) NOT NULL,
+  entry_type VARCHAR(8) {_ASCII} NOT NULL,
+  customer_id {_ID},
+  product_category {_ID},
+  transaction_date DATE NOT NULL,
+  amount DECIMAL(12,2) NOT NULL,
+  `count` TINYINT NOT NULL,
+  source_partition INT NOT NULL,
+  source_offset BIGINT NOT NULL,
+  ledger_partition INT NOT NULL,
+  ledger_offset BIGINT NOT NULL,
+  written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (entry_id, transaction_date),
+  KEY ix_ledger_transaction (transaction_id, version_updated_at),
+  KEY ix_ledger_customer (customer_id, transaction_date),
+  CONSTRAINT ck_ledger_type CHECK (entry_type IN ('reversal', 'new')),
+  CONSTRAINT ck_ledger_count CHECK (`count` IN (-1, 1))
+) {_TABLE_OPTIONS}
+{partitions.initial_clause(today, INITIAL_MONTHS_BACK, MONTHS_AHEAD)}
+"""
+
+
+_VERSIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {VERSIONS} (
+  transaction_id {_ID},
+  updated_at DATETIME(6) NOT NULL,
+  customer_id {_ID},
+  product_category {_ID},
+  transaction_amount DECIMAL(12,2) NOT NULL,
+  transaction_date DATE NOT NULL,
+  status VARCHAR(16) {_ASCII} NOT NULL,
+  counted BOOLEAN NOT NULL,
+  previous_updated_at DATETIME(6) NULL,
+  entry_ids VARCHAR(200) {_ASCII} NOT NULL,
+  accepted_at DATETIME(6) NOT NULL,
+  source_partition INT NOT NULL,
+  source_offset BIGINT NOT NULL,
+  ledger_partition INT NOT NULL,
+  ledger_offset BIGINT NOT NULL,
+  written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (transaction_id, updated_at),
+  KEY ix_versions_customer (customer_id, updated_at),
+  KEY ix_versions_accepted (accepted_at)
+) {_TABLE_OPTIONS}
+"""
+
+_CURRENT_DDL = f"""
+CREATE TABLE IF NOT EXISTS {CURRENT} (
+  transaction_id {_ID},
+  customer_id {_ID},
+  product_category {_ID},
+  transaction_amount DECIMAL(12,2) NOT NULL,
+  transaction_date DATE NOT NULL,
+  status VARCHAR(16) {_ASCII} NOT NULL,
+  updated_at DATETIME(6) NOT NULL,
+  accepted_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (transaction_id),
+  KEY ix_current_category (product_category, transaction_amount),
+  KEY ix_current_customer (customer_id, transaction_amount),
+  KEY ix_current_date (transaction_date, transaction_amount)
+) {_TABLE_OPTIONS}
+"""
+
+_OFFSETS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {OFFSETS} (
+  consumer_group VARCHAR(255) {_ASCII} NOT NULL,
+  topic VARCHAR(255) {_ASCII} NOT NULL,
+  kafka_partition INT NOT NULL,
+  next_offset BIGINT NOT NULL,
+  updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (consumer_group, topic, kafka_partition)
+) {_TABLE_OPTIONS}
+"""
+
+_PENDING_DDL = f"""
+CREATE TABLE IF NOT EXISTS {PENDING} (
+  entry_id VARCHAR(64) {_ASCII} NOT NULL,
+  transaction_id {_ID},
+  version_updated_at DATETIME(6) NOT NULL,
+  payload MEDIUMTEXT NOT NULL,
+  ledger_partition INT NOT NULL,
+  ledger_offset BIGINT NOT NULL,
+  created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (entry_id),
+  KEY ix_pending_version (transaction_id, version_updated_at)
+) {_TABLE_OPTIONS}
+"""
+
+_RAW_POSITIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {RAW_POSITIONS} (
+  raw_partition INT NOT NULL,
+  last_source_offset BIGINT NOT NULL,
+  updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (raw_partition)
+) {_TABLE_OPTIONS}
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: Callable[[date], list[str]]
+
+
+MIGRATIONS_LIST: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "ledger (monthly partitions), versions, current transactions, offsets, pending entries",
+        lambda today: [
+            _ledger_ddl(today),
+            _VERSIONS_DDL,
+            _CURRENT_DDL,
+            _OFFSETS_DDL,
+            _PENDING_DDL,
+            _RAW_POSITIONS_DDL,
+        ],
+    ),
+)
+
+
+def migrate(conn: Any, today: date) -> list[int]:
+    """Apply missing migrations in order (idempotent, safe with concurrent sinks); return them."""
+    cur = conn.cursor()
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} ("
+        "version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, "
+        f"applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) {_TABLE_OPTIONS}"
+    )
+    lock = f"txnpipe.sink.migrate.{conn.database}"
+    cur.execute("SELECT GET_LOCK(%s, 120)", (lock,))
+    got = cur.fetchone()
+    if not got or got[0] != 1:
+        cur.close()
+        raise TimeoutError(f"migration lock={lock} not granted in 120 s")
+    applied: list[int] = []
+    try:
+        cur.execute(f"SELECT version FROM {MIGRATIONS}")
+        done = {int(row[0]) for row in cur.fetchall()}
+        for migration in MIGRATIONS_LIST:
+            if migration.version in done:
+                continue
+            for statement in migration.statements(today):
+                cur.execute(statement)
+            cur.execute(
+                f"INSERT INTO {MIGRATIONS} (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+            conn.commit()
+            applied.append(migration.version)
+            log.info("schema: applied migration %d (%s)", migration.version, migration.name)
+    finally:
+        cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+        cur.fetchall()
+        cur.close()
+    return applied

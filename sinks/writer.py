@@ -1,0 +1,518 @@
+"""``LedgerWriter``: one MySQL transaction per batch, together with the offsets it covers.
+
+Per batch, in one transaction:
+
+1. fence: ``SELECT ... FOR UPDATE`` the stored offsets of the batch's partitions; they must be
+   where this sink left them (another sink that took a partition over, or our own COMMIT
+   that succeeded although the connection died before the reply, shows up here);
+2. units (a version + its entries): ledger rows, version rows (both ``ON DUPLICATE KEY``
+   no-ops on redelivery), then ``transactions`` set to each transaction's newest version
+   (upsert if counted, delete if not; never regresses to an older ``updated_at``);
+3. orphan entries into ``sink_pending_entries``;
+4. the next offsets; dead letters are flushed to the DLQ topic before COMMIT.
+
+A statement the database refuses for a data reason is retried on halves of the batch
+inside savepoints until the refused unit is alone; it becomes a dead letter and the rest
+commits. Transient errors (connection lost or killed, deadlock, gone away) propagate to
+the caller, which rolls back, reconnects and retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from mysql.connector.errors import Error as MySQLError
+
+from common.errors import TxnpipeError
+from common.settings import Settings
+from schemas import LEDGER_ADAPTER, DeadLetter, LedgerEntry, VersionRecord
+from sinks import db, partitions, schema
+from sinks.batch import (
+    CURRENT_COLUMNS,
+    LEDGER_COLUMNS,
+    VERSION_COLUMNS,
+    BatchPlan,
+    Received,
+    Unit,
+    current_row,
+    dead_letter,
+    latest_versions,
+    naive_utc,
+    raw_positions,
+    version_row,
+)
+from sinks.batch import ledger_row as _ledger_row
+from sinks.dialect import Dialect
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+OFFSET_BEGINNING = -2  # librdkafka's OFFSET_BEGINNING: nothing stored yet
+ROWS_PER_STATEMENT = 2000
+
+
+def _marks(n: int) -> str:
+    return ",".join(["%s"] * n)
+
+
+class FencedError(TxnpipeError):
+    """The stored offsets moved under us: another sink owns (or owned) these partitions."""
+
+    retriable = True
+
+    def __init__(self, stored: dict[int, int]) -> None:
+        super().__init__(f"stored offsets moved to {stored}; re-seeking")
+        self.stored = stored
+
+
+@dataclass
+class BatchResult:
+    """What a batch wrote (``already`` = an earlier attempt had committed it)."""
+
+    units: int = 0
+    entries: int = 0
+    orphans: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+    already: bool = False
+    seconds: float = 0.0
+
+
+class LedgerWriter:
+    """Writes ``BatchPlan``s exactly once; owns one MySQL connection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group: str,
+        topic: str,
+        dlq_topic: str,
+        send_dead: Callable[[list[DeadLetter]], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.group = group
+        self.topic = topic
+        self.dlq_topic = dlq_topic
+        self.send_dead = send_dead
+        self.clock = clock
+        self.conn: Any = None
+        self.dialect: Dialect | None = None
+        self.keeper = partitions.PartitionKeeper(
+            schema.LEDGER,
+            ahead=schema.MONTHS_AHEAD,
+            lock_name=f"txnpipe.sink.partitions.{settings.mysql_database}",
+        )
+        self._savepoints = 0
+
+    # -- connection and start-up -------------------------------------------------------
+
+    def today(self) -> date:
+        return self.clock().date()
+
+    def connect(self) -> Any:
+        """(Re)connect; on the first connection create the database, migrate and add partitions."""
+        if self.conn is not None:
+            return self.conn
+        if self.dialect is None:
+            db.ensure_database(self.settings)
+        conn = db.connect(self.settings)
+        if self.dialect is None:
+            self.dialect = db.dialect_of(conn)
+            log.info("sink: MySQL is %s", self.dialect.describe())
+            schema.migrate(conn, self.today())
+            self.keeper.ensure(conn, [], self.today())
+            conn.commit()
+        self.conn = conn
+        return conn
+
+    def reset(self) -> None:
+        """Forget the connection after an error (the next call reconnects)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.rollback()
+            except Exception:
+                log.debug("rollback on a broken connection failed", exc_info=True)
+            db.close_quietly(conn)
+
+    def close(self) -> None:
+        self.reset()
+
+    def upkeep(self, months: Iterable[partitions.Month] = ()) -> int:
+        """Make sure partitions exist ahead of the clock and for ``months``; rows in pmax."""
+        conn = self.connect()
+        stray = self.keeper.ensure(conn, months, self.today())
+        conn.commit()
+        return stray
+
+    def load_offsets(self, partitions_: Sequence[int]) -> dict[int, int]:
+        """Stored next offsets of ``partitions_`` (creating ``OFFSET_BEGINNING`` rows if new)."""
+        conn = self.connect()
+        cur = conn.cursor()
+        rows = [(self.group, self.topic, p, OFFSET_BEGINNING) for p in partitions_]
+        if rows:
+            self._insert(
+                cur,
+                schema.OFFSETS,
+                ("consumer_group", "topic", "kafka_partition", "next_offset"),
+                rows,
+                "ON DUPLICATE KEY UPDATE next_offset = next_offset",
+            )
+        stored = self._read_offsets(cur, partitions_, lock=False)
+        cur.close()
+        conn.commit()
+        return stored
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def write(self, plan: BatchPlan, expected: dict[int, int]) -> BatchResult:
+        """Write ``plan`` and move the offsets from ``expected`` to ``plan.next_offsets``."""
+        started = time.monotonic()
+        conn = self.connect()
+        result = BatchResult(dead=list(plan.invalid))
+        units = list(plan.units)
+        need = [i for u in units for i in u.missing]
+        pending = self._load_pending(conn, need) if need else {}
+        months = {
+            partitions.month_of(e.message.transaction_date)
+            for u in units
+            for e in u.entries
+            if isinstance(e.message, LedgerEntry)
+        } | {
+            partitions.month_of(e.message.transaction_date)
+            for e in pending.values()
+            if isinstance(e.message, LedgerEntry)
+        }
+        if self.keeper.needs_work(months, self.today()):
+            self.keeper.ensure(conn, months, self.today())
+        conn.commit()  # end the read view of the look-ups; the batch starts afresh
+        cur = conn.cursor()
+        cur.execute("START TRANSACTION")
+        partitions_ = sorted(plan.next_offsets)
+        stored = self._read_offsets(cur, partitions_, lock=True)
+        if any(stored.get(p) != expected.get(p) for p in partitions_):
+            conn.rollback()
+            cur.close()
+            if all(stored.get(p) == plan.next_offsets[p] for p in partitions_):
+                result.already = True
+                return result
+            raise FencedError(stored)
+        units = self._complete(cur, units, pending, result)
+        self._bisect(cur, units, self._write_units, lambda u, e: self._dead_unit(u, e, result))
+        orphans = self._live_orphans(cur, plan.orphans)
+        self._bisect(
+            cur, orphans, self._write_orphans, lambda o, e: self._dead_items([o], e, result)
+        )
+        positions = raw_positions(units)
+        if positions:
+            self._insert(
+                cur,
+                schema.RAW_POSITIONS,
+                ("raw_partition", "last_source_offset"),
+                sorted(positions.items()),
+                "ON DUPLICATE KEY UPDATE last_source_offset = GREATEST(last_source_offset, "
+                f"{self._incoming('last_source_offset')}), updated_at = CURRENT_TIMESTAMP(6)",
+            )
+        if partitions_:
+            self._insert(
+                cur,
+                schema.OFFSETS,
+                ("consumer_group", "topic", "kafka_partition", "next_offset"),
+                [(self.group, self.topic, p, plan.next_offsets[p]) for p in partitions_],
+                f"ON DUPLICATE KEY UPDATE next_offset = {self._incoming('next_offset')}, "
+                "updated_at = CURRENT_TIMESTAMP(6)",
+            )
+        if result.dead:
+            self.send_dead(
+                result.dead
+            )  # durable before COMMIT: a crash now repeats them, never loses
+        conn.commit()
+        cur.close()
+        result.units = len(units)
+        result.entries = sum(len(u.entries) for u in units)
+        result.orphans = len(orphans)
+        result.seconds = time.monotonic() - started
+        return result
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _incoming(self, column: str) -> str:
+        assert self.dialect is not None
+        return self.dialect.incoming(column)
+
+    def _read_offsets(self, cur: Any, partitions_: Sequence[int], *, lock: bool) -> dict[int, int]:
+        if not partitions_:
+            return {}
+        marks = ",".join(["%s"] * len(partitions_))
+        cur.execute(
+            f"SELECT kafka_partition, next_offset FROM {schema.OFFSETS} "
+            f"WHERE consumer_group = %s AND topic = %s AND kafka_partition IN ({marks})"
+            + (" FOR UPDATE" if lock else ""),
+            (self.group, self.topic, *partitions_),
+        )
+        return {int(p): int(o) for p, o in cur.fetchall()}
+
+    def _insert(
+        self, cur: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], tail: str
+    ) -> int:
+        """Multi-row INSERT, ``ROWS_PER_STATEMENT`` rows a statement; returns affected rows.
+
+        Values are escaped by the C extension (``prepare_for_mysql``) and joined as bytes:
+        the connector's own ``%s`` substitution costs a Python call per value.
+        """
+        if not rows:
+            return 0
+        assert self.dialect is not None
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ".encode()
+        suffix = f"{self.dialect.insert_suffix()} {tail}".encode()
+        prepare = self.conn.prepare_for_mysql
+        affected = 0
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            values = b",".join(b"(" + b",".join(prepare(row)) + b")" for row in chunk)
+            cur.execute(head + values + suffix)
+            affected += max(cur.rowcount, 0)
+        return affected
+
+    def _load_pending(self, conn: Any, entry_ids: Sequence[str]) -> dict[str, Received]:
+        cur = conn.cursor()
+        found: dict[str, Received] = {}
+        for start in range(0, len(entry_ids), ROWS_PER_STATEMENT):
+            chunk = entry_ids[start : start + ROWS_PER_STATEMENT]
+            cur.execute(
+                f"SELECT entry_id, payload, ledger_partition, ledger_offset FROM {schema.PENDING} "
+                f"WHERE entry_id IN ({','.join(['%s'] * len(chunk))})",
+                tuple(chunk),
+            )
+            for entry_id, payload, partition, offset in cur.fetchall():
+                raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+                found[str(entry_id)] = Received(
+                    int(partition), int(offset), None, raw, LEDGER_ADAPTER.validate_json(raw)
+                )
+        cur.close()
+        return found
+
+    def _existing_versions(
+        self, cur: Any, keys: Sequence[tuple[str, datetime]]
+    ) -> set[tuple[str, datetime]]:
+        if not keys:
+            return set()
+        marks = ",".join(["(%s,%s)"] * len(keys))
+        flat = [x for t, u in keys for x in (t, naive_utc(u))]
+        cur.execute(
+            f"SELECT transaction_id, updated_at FROM {schema.VERSIONS} "
+            f"WHERE (transaction_id, updated_at) IN ({marks})",
+            tuple(flat),
+        )
+        return {(str(t), u) for t, u in cur.fetchall()}
+
+    def _complete(
+        self, cur: Any, units: list[Unit], pending: dict[str, Received], result: BatchResult
+    ) -> list[Unit]:
+        """Attach pending entries; a version still lacking some is a duplicate or a dead letter."""
+        out: list[Unit] = []
+        resolved: list[str] = []
+        incomplete: list[Unit] = []
+        for unit in units:
+            if not unit.missing:
+                out.append(unit)
+                continue
+            found = [pending[i] for i in unit.missing if i in pending]
+            resolved.extend(i for i in unit.missing if i in pending)
+            unit = Unit(
+                unit.version,
+                (*unit.entries, *found),
+                tuple(i for i in unit.missing if i not in pending),
+            )
+            (incomplete if unit.missing else out).append(unit)
+        if resolved:
+            for start in range(0, len(resolved), ROWS_PER_STATEMENT):
+                chunk = resolved[start : start + ROWS_PER_STATEMENT]
+                cur.execute(
+                    f"DELETE FROM {schema.PENDING} WHERE entry_id IN ({_marks(len(chunk))})",
+                    tuple(chunk),
+                )
+        if incomplete:
+            known = self._existing_versions(
+                cur, [(u.record.transaction_id, u.record.updated_at) for u in incomplete]
+            )
+            for unit in incomplete:
+                key = (unit.record.transaction_id, naive_utc(unit.record.updated_at))
+                if key in known:
+                    continue  # a redelivered copy of a version already written with its entries
+                log.error(
+                    "version transaction_id=%s updated_at=%s lacks entries %s: dead letter",
+                    unit.record.transaction_id,
+                    unit.record.updated_at.isoformat(),
+                    unit.missing,
+                )
+                result.dead.extend(
+                    dead_letter(
+                        self.topic,
+                        item,
+                        "missing_entries",
+                        f"entries {','.join(unit.missing)} never arrived before their version",
+                    )
+                    for item in unit.messages()
+                )
+        return out
+
+    def _live_orphans(self, cur: Any, orphans: list[Received]) -> list[Received]:
+        """Orphans whose version is already stored are late duplicates: drop them."""
+        if not orphans:
+            return []
+        keys = [
+            (o.message.transaction_id, o.message.version_updated_at)
+            for o in orphans
+            if isinstance(o.message, LedgerEntry)
+        ]
+        known = self._existing_versions(cur, keys)
+        return [
+            o
+            for o in orphans
+            if isinstance(o.message, LedgerEntry)
+            and (o.message.transaction_id, naive_utc(o.message.version_updated_at)) not in known
+        ]
+
+    def _bisect(
+        self,
+        cur: Any,
+        items: list[T],
+        write: Callable[[Any, list[T]], None],
+        refuse: Callable[[T, MySQLError], None],
+    ) -> None:
+        """``write(items)``; on a permanent SQL error, halves in savepoints down to one item."""
+        if not items:
+            return
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        cur.execute(f"SAVEPOINT {name}")
+        try:
+            write(cur, items)
+        except MySQLError as exc:
+            if db.is_transient(exc):
+                raise
+            cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            if len(items) == 1:
+                refuse(items[0], exc)
+                return
+            middle = len(items) // 2
+            self._bisect(cur, items[:middle], write, refuse)
+            self._bisect(cur, items[middle:], write, refuse)
+            return
+        cur.execute(f"RELEASE SAVEPOINT {name}")
+
+    def _dead_unit(self, unit: Unit, exc: MySQLError, result: BatchResult) -> None:
+        self._dead_items(list(unit.messages()), exc, result)
+
+    def _dead_items(self, items: list[Received], exc: MySQLError, result: BatchResult) -> None:
+        detail = f"MySQL error {getattr(exc, 'errno', '?')}: {getattr(exc, 'msg', str(exc))}"[:1000]
+        log.warning(
+            "sink: the database refused %d message(s) at partition=%d offset=%d (%s): dead letter",
+            len(items),
+            items[-1].partition,
+            items[-1].offset,
+            detail,
+        )
+        result.dead.extend(dead_letter(self.topic, item, "db_rejected", detail) for item in items)
+
+    def _write_units(self, cur: Any, units: list[Unit]) -> None:
+        entries = [_ledger_row(e) for u in units for e in u.entries]
+        self._insert(
+            cur,
+            schema.LEDGER,
+            LEDGER_COLUMNS,
+            entries,
+            "ON DUPLICATE KEY UPDATE entry_id = entry_id",
+        )
+        inserted = self._insert(
+            cur,
+            schema.VERSIONS,
+            VERSION_COLUMNS,
+            [version_row(u.version) for u in units],
+            "ON DUPLICATE KEY UPDATE transaction_id = transaction_id",
+        )
+        latest = latest_versions(units)
+        if inserted != len(units):
+            # Some versions were already stored (redelivery): show only those that are the
+            # newest the audit trail knows, so a stale copy can never win.
+            latest = self._newest_only(cur, latest)
+        self._apply_current(cur, list(latest.values()))
+
+    def _newest_only(self, cur: Any, latest: dict[str, VersionRecord]) -> dict[str, VersionRecord]:
+        ids = list(latest)
+        newest: dict[str, datetime] = {}
+        for start in range(0, len(ids), ROWS_PER_STATEMENT):
+            chunk = ids[start : start + ROWS_PER_STATEMENT]
+            cur.execute(
+                f"SELECT transaction_id, MAX(updated_at) FROM {schema.VERSIONS} "
+                f"WHERE transaction_id IN ({_marks(len(chunk))}) GROUP BY transaction_id",
+                tuple(chunk),
+            )
+            newest.update({str(t): u for t, u in cur.fetchall()})
+        return {t: v for t, v in latest.items() if newest.get(t) == naive_utc(v.updated_at)}
+
+    def _apply_current(self, cur: Any, versions: list[VersionRecord]) -> None:
+        counted = [v for v in versions if v.counted]
+        gone = [v for v in versions if not v.counted]
+        if counted:
+            inc = self._incoming
+            # Guarded upsert: an older updated_at never overwrites a newer row; updated_at last.
+            sets = ", ".join(
+                f"{c} = IF({inc('updated_at')} >= updated_at, {inc(c)}, {c})"
+                for c in CURRENT_COLUMNS
+                if c not in ("transaction_id", "updated_at")
+            )
+            sets += f", updated_at = GREATEST(updated_at, {inc('updated_at')})"
+            self._insert(
+                cur,
+                schema.CURRENT,
+                CURRENT_COLUMNS,
+                [current_row(v) for v in counted],
+                f"ON DUPLICATE KEY UPDATE {sets}",
+            )
+        for start in range(0, len(gone), ROWS_PER_STATEMENT):
+            chunk = gone[start : start + ROWS_PER_STATEMENT]
+            derived = " UNION ALL ".join(["SELECT %s AS id, %s AS upto"] * len(chunk))
+            flat = [x for v in chunk for x in (v.transaction_id, naive_utc(v.updated_at))]
+            cur.execute(
+                f"DELETE t FROM {schema.CURRENT} t JOIN ({derived}) d "
+                "ON t.transaction_id = d.id AND t.updated_at <= d.upto",
+                tuple(flat),
+            )
+
+    def _write_orphans(self, cur: Any, orphans: list[Received]) -> None:
+        rows = []
+        for o in orphans:
+            e = o.message
+            assert isinstance(e, LedgerEntry)
+            rows.append(
+                (
+                    e.entry_id,
+                    e.transaction_id,
+                    naive_utc(e.version_updated_at),
+                    o.raw.decode("utf-8"),
+                    o.partition,
+                    o.offset,
+                )
+            )
+        self._insert(
+            cur,
+            schema.PENDING,
+            (
+                "entry_id",
+                "transaction_id",
+                "version_updated_at",
+                "payload",
+                "ledger_partition",
+                "ledger_offset",
+            ),
+            rows,
+            "ON DUPLICATE KEY UPDATE entry_id = entry_id",
+        )

@@ -1,0 +1,49 @@
+"""``txnpipe sink [--until-idle]``: the MySQL sink (ledger topic → MySQL, exactly once)."""
+
+from __future__ import annotations
+
+import argparse
+
+from common.settings import Settings
+
+HELP = "write the ledger, versions and current state to MySQL"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit 0 once all delivered is committed and nothing new came for --idle-seconds",
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=3.0,
+        help="quiet time that counts as caught up (default 3)",
+    )
+    parser.add_argument(
+        "--batch-messages",
+        type=int,
+        default=20000,
+        help="messages per batch at most (default 20000)",
+    )
+    parser.add_argument(
+        "--max-batch-age",
+        type=float,
+        default=0.5,
+        help="seconds a batch may wait before it is written (default 0.5)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    # sinks loads mysql-connector's C extension before confluent-kafka imports ssl.
+    from sinks.runner import SinkRunner
+
+    runner = SinkRunner(
+        settings,
+        batch_messages=max(1, args.batch_messages),
+        max_batch_age=max(0.01, args.max_batch_age),
+        idle_seconds=max(0.1, args.idle_seconds),
+    )
+    runner.install_signal_handlers()
+    return runner.run(until_idle=args.until_idle)
