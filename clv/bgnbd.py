@@ -174,6 +174,50 @@ def _a_safe(a: float) -> float:
     return a + _A_EPS if abs(a - 1.0) < _A_EPS else a
 
 
+_U, _UW = np.polynomial.legendre.leggauss(96)
+_U, _UW = (_U + 1) / 2, _UW / 2  # Gauss-Legendre on (0, 1)
+
+
+def _alive_purchases_quadrature(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, T: FloatArray, t: FloatArray
+) -> FloatArray:
+    """E[purchases in (T, T+t] | alive at T] as a 1-D integral over the dropout probability.
+
+    Given alive, λ ~ gamma(r+x, α+T) and p ~ beta(a, b+x) independently, and a customer
+    alive at T buys (1 - e^{-λpt})/p in expectation, so the bracket of FHL eq. 10 is
+    E_p[(1 - ((α+T)/(α+T+pt))^(r+x)) / p]. The integrand is bounded and smooth on (0, 1], so
+    Gauss-Legendre over the beta quantiles is accurate; used where the closed form's 2F1
+    overflows (a and b in the hundreds of thousands: the "nobody drops out" fits).
+    """
+    from scipy.stats import beta as beta_dist
+
+    p = beta_dist.ppf(_U[None, :], a, (b + x)[:, None])
+    p = np.clip(p, 1e-300, 1.0)
+    ratio = (alpha + T)[:, None] / ((alpha + T)[:, None] + p * t[:, None])
+    g = -np.expm1((r + x)[:, None] * np.log(ratio)) / p
+    return np.asarray(g @ _UW, dtype=np.float64)
+
+
+def _alive_purchases(
+    params: BetaGeoParams, x: FloatArray, T: FloatArray, t: FloatArray
+) -> FloatArray:
+    """Expected repeat purchases in (T, T+t] for customers alive at T (FHL eq. 10 numerator)."""
+    r, alpha, a, b = params.as_tuple()
+    a = _a_safe(a)
+    x, T, t = np.broadcast_arrays(x, T, t)
+    z = t / (alpha + T + t)
+    c = a + b + x - 1
+    # (1-z)^(r+x) 2F1(r+x, b+x; c; z) after Euler's transformation (see module docstring)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+        out = c / (a - 1) * (1 - tail)
+    bad = ~np.isfinite(out) | (out < 0)
+    if np.any(bad):
+        out = np.array(out, dtype=np.float64)
+        out[bad] = _alive_purchases_quadrature(r, alpha, a, b, x[bad], T[bad], t[bad])
+    return np.asarray(out, dtype=np.float64)
+
+
 def conditional_expected_purchases(
     params: BetaGeoParams,
     t: ArrayLike,
@@ -182,23 +226,13 @@ def conditional_expected_purchases(
     T: ArrayLike,
 ) -> FloatArray:
     """E[Y(t) | x, t_x, T]: expected repeat purchases in (T, T+t] (FHL eq. 10), t in weeks."""
-    r, alpha, a, b = params.as_tuple()
-    a = _a_safe(a)
-    x, t_x, TT = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
-    tt = np.asarray(t, dtype=np.float64)
-    z = tt / (alpha + TT + tt)
-    c = a + b + x - 1
-    # (1-z)^(r+x) 2F1(r+x, b+x; c; z) after Euler's transformation (see module docstring)
-    tail = np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z)
-    expected = c / (a - 1) * (1 - tail)
-    return np.asarray(expected * p_alive(params, x, t_x, TT), dtype=np.float64)
+    x, t_x, TT, tt = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T, t))
+    alive = p_alive(params, x, t_x, TT)
+    return np.asarray(_alive_purchases(params, x, TT, tt) * alive, dtype=np.float64)
 
 
 def expected_purchases(params: BetaGeoParams, t: ArrayLike) -> FloatArray:
     """E[X(t)] for a customer just acquired: repeat purchases in (0, t] (FHL eq. 9)."""
-    r, alpha, a, b = params.as_tuple()
-    a = _a_safe(a)
     tt = np.asarray(t, dtype=np.float64)
-    z = tt / (alpha + tt)
-    tail = np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, a + b - 1, z)
-    return np.asarray((a + b - 1) / (a - 1) * (1 - tail), dtype=np.float64)
+    zero = np.zeros(tt.shape)
+    return _alive_purchases(params, zero, zero, tt)
