@@ -109,6 +109,8 @@ class LedgerWriter:
             lock_name=f"txnpipe.sink.partitions.{settings.mysql_database}",
         )
         self._savepoints = 0
+        # entry ids waiting in sink_pending_entries (small); None = read it again
+        self._pending_ids: set[str] | None = None
 
     # -- connection and start-up -------------------------------------------------------
 
@@ -134,6 +136,7 @@ class LedgerWriter:
     def reset(self) -> None:
         """Forget the connection after an error (the next call reconnects)."""
         conn, self.conn = self.conn, None
+        self._pending_ids = None
         if conn is not None:
             try:
                 conn.rollback()
@@ -167,6 +170,7 @@ class LedgerWriter:
         stored = self._read_offsets(cur, partitions_, lock=False)
         cur.close()
         conn.commit()
+        self._pending_ids = None  # newly assigned partitions may have entries waiting
         return stored
 
     # -- one batch -----------------------------------------------------------------------
@@ -176,6 +180,9 @@ class LedgerWriter:
         started = time.monotonic()
         conn = self.connect()
         result = BatchResult(dead=list(plan.invalid))
+        if self._pending_ids is None:
+            self._pending_ids = self._read_pending_ids(conn)
+        waiting = self._pending_ids
         units = list(plan.units)
         need = [i for u in units for i in u.missing]
         pending = self._load_pending(conn, need) if need else {}
@@ -203,7 +210,7 @@ class LedgerWriter:
                 result.already = True
                 return result
             raise FencedError(stored)
-        units = self._complete(cur, units, pending, result)
+        units, resolved = self._complete(cur, units, pending, waiting, result)
         self._bisect(cur, units, self._write_units, lambda u, e: self._dead_unit(u, e, result))
         orphans = self._live_orphans(cur, plan.orphans)
         self._bisect(
@@ -234,6 +241,8 @@ class LedgerWriter:
             )  # durable before COMMIT: a crash now repeats them, never loses
         conn.commit()
         cur.close()
+        waiting.difference_update(resolved)
+        waiting.update(o.message.entry_id for o in orphans if isinstance(o.message, LedgerEntry))
         result.units = len(units)
         result.entries = sum(len(u.entries) for u in units)
         result.orphans = len(orphans)
@@ -312,14 +321,34 @@ class LedgerWriter:
         )
         return {(str(t), u) for t, u in cur.fetchall()}
 
+    def _read_pending_ids(self, conn: Any) -> set[str]:
+        cur = conn.cursor()
+        cur.execute(f"SELECT entry_id FROM {schema.PENDING}")
+        ids = {str(row[0]) for row in cur.fetchall()}
+        cur.close()
+        return ids
+
     def _complete(
-        self, cur: Any, units: list[Unit], pending: dict[str, Received], result: BatchResult
-    ) -> list[Unit]:
-        """Attach pending entries; a version still lacking some is a duplicate or a dead letter."""
+        self,
+        cur: Any,
+        units: list[Unit],
+        pending: dict[str, Received],
+        waiting: set[str],
+        result: BatchResult,
+    ) -> tuple[list[Unit], list[str]]:
+        """Attach pending entries; a version still lacking some is a duplicate or a dead letter.
+
+        Pending copies of entries that this batch also carries (a re-publication) are
+        deleted too; returns the units to write and the pending entry ids deleted.
+        """
         out: list[Unit] = []
         resolved: list[str] = []
         incomplete: list[Unit] = []
         for unit in units:
+            if waiting:
+                resolved.extend(
+                    i for i in unit.record.entry_ids if i in waiting and i not in pending
+                )
             if not unit.missing:
                 out.append(unit)
                 continue
@@ -361,7 +390,7 @@ class LedgerWriter:
                     )
                     for item in unit.messages()
                 )
-        return out
+        return out, resolved
 
     def _live_orphans(self, cur: Any, orphans: list[Received]) -> list[Received]:
         """Orphans whose version is already stored are late duplicates: drop them."""
