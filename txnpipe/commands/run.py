@@ -114,6 +114,38 @@ def plan(args: argparse.Namespace, settings: Settings) -> tuple[list[Stage], Set
     return stages, settings
 
 
+def forget_stale_state(settings: Settings) -> bool:
+    """When the broker has no raw topic but Redis or MySQL hold positions in it, the broker
+    lost its data (the bundled one keeps nothing across restarts): positions would point past
+    the end of the new, empty topics. Start the namespace afresh; the API is read again from
+    the start, so nothing is lost. Returns True when something was reset."""
+    import redis
+
+    from common.kafka import partition_counts
+
+    raw = settings.topic("transactions.raw")
+    if partition_counts(settings.kafka_bootstrap, [raw]):
+        return False
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{settings.namespace}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start : start + 1000])
+    finally:
+        client.close()
+    from sinks.replay import drop_tables
+
+    dropped = drop_tables(settings)
+    if keys or dropped:
+        print(
+            f"txnpipe run: topic {raw} is new but Redis/MySQL held positions in an older one "
+            f"(a restarted in-memory broker); starting namespace {settings.namespace!r} afresh",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
@@ -129,6 +161,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("; ".join(f"not answering — {hint}" for hint in missing))
     broker_was_up = answers(bootstrap_endpoint(settings.kafka_bootstrap))
     ensure_broker(settings)
+    forget_stale_state(settings)
     stages, settings = plan(args, settings)
     supervisor = Supervisor(stages, child_env(settings))
     stop_requested: list[str] = []
