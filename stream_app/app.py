@@ -1,0 +1,164 @@
+"""The Faust worker: raw bytes in, batches of one partition handed to ``BatchProcessor``.
+
+Faust pays its per-message asyncio cost per Kafka message; ``take_events`` hands us up to
+``batch_size`` messages at once, grouped here by partition, and all the per-record work
+(cleaning, dedup, versioning, the Redis Lua call, the ledger publish) happens per batch
+in a worker thread. Offsets are committed by Faust after the batch returns (the events are
+acked then), i.e. only after its ledger messages were acked by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from common.settings import Settings
+from stream_app.fold import RawMessage
+from stream_app.lookups import answer_payload
+from stream_app.processor import BatchProcessor
+
+log = logging.getLogger(__name__)
+
+CRASH_EXIT = 70  # an unexpected error: exit WITHOUT acking the batch; a restart redoes it
+MAX_UNEXPECTED = 5
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Knobs of one worker (flags of ``txnpipe stream``)."""
+
+    batch_size: int = 1000  # Kafka messages per take(); a poller message holds many records
+    within: float = 0.05  # seconds take() waits for a batch to fill (bounds freshness)
+    web_port: int = 6066  # 0 disables the web server
+    web_bind: str = "127.0.0.1"
+    session_timeout: float = 10.0
+
+
+def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, BatchProcessor]:
+    """The Faust app and the processor it drives (call ``processor.close()`` after the worker)."""
+    app_id = f"{settings.namespace}-stream"
+    datadir = settings.state_dir / "faust" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
+    app = faust.App(
+        app_id,
+        broker=brokers,
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        datadir=str(datadir),
+        web_enabled=options.web_port > 0,
+        web_port=options.web_port or 6066,
+        web_bind=options.web_bind,
+        broker_session_timeout=options.session_timeout,
+        broker_heartbeat_interval=max(0.5, options.session_timeout / 10),
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=True,
+        broker_max_poll_records=max(500, options.batch_size),
+    )
+    raw_topic = app.topic(
+        settings.topic("transactions.raw"),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=False,
+    )
+    stop = threading.Event()
+    processor = BatchProcessor(settings, stop=stop)
+    unexpected = {"count": 0}
+
+    async def handle(partition: int, messages: list[RawMessage]) -> None:
+        while True:
+            try:
+                report = await asyncio.to_thread(processor.process, partition, messages)
+                unexpected["count"] = 0
+                log.debug("partition=%d %s", partition, report)
+                return
+            except Exception:
+                if stop.is_set():
+                    raise
+                unexpected["count"] += 1
+                log.exception("partition=%d: batch failed unexpectedly", partition)
+                if unexpected["count"] >= MAX_UNEXPECTED:
+                    # Never ack (and so skip) a batch we could not apply: die, be restarted.
+                    log.critical(
+                        "giving up after %d failures; exiting without acking", MAX_UNEXPECTED
+                    )
+                    os._exit(CRASH_EXIT)
+                await asyncio.sleep(1.0)
+
+    @app.agent(raw_topic, name=f"{app_id}-apply")
+    async def apply(stream: Any) -> None:
+        async for events in stream.take_events(options.batch_size, within=options.within):
+            by_partition: dict[int, list[RawMessage]] = defaultdict(list)
+            for event in events:
+                msg = event.message
+                by_partition[msg.partition].append(RawMessage(msg.offset, msg.key, msg.value))
+            for partition, messages in by_partition.items():
+                messages.sort(key=lambda m: m.offset)
+                await handle(partition, messages)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(_sender: Any, assigned: Any, **_: Any) -> None:
+        """Before any batch of a newly assigned partition: publish its leftover outbox, and
+        restore it from the ledger if Redis has lost it."""
+        mine = sorted(tp.partition for tp in assigned if tp.topic == raw_topic.get_topic_name())
+        wms = await asyncio.gather(*(asyncio.to_thread(processor.recover, p) for p in mine))
+        log.info("assigned partitions=%s watermarks=%s", mine, list(wms))
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(_sender: Any, revoked: Any, **_: Any) -> None:
+        log.info("revoked partitions=%s", sorted(tp.partition for tp in revoked))
+
+    def _view(question: str) -> type[View]:
+        class AnswerView(View):
+            async def get(self, request: Request) -> Response:
+                limit_arg = request.query.get("limit")
+                try:
+                    limit = int(limit_arg) if limit_arg else None
+                except ValueError:
+                    return self.json({"error": "limit must be an integer"}, status=400)
+                if limit is not None and limit < 1:
+                    return self.json({"error": "limit must be at least 1"}, status=400)
+                payload = await asyncio.to_thread(answer_payload, settings, question, limit)
+                return self.json(payload)
+
+        return AnswerView
+
+    if options.web_port > 0:
+        app.page("/categories")(_view("categories"))
+        app.page("/top-customers")(_view("top-customers"))
+        app.page("/monthly")(_view("monthly"))
+
+    app.conf.stream_processing_timeout = 300  # a restore may take a while
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def on_shutdown(_sender: Any, **_: Any) -> None:
+        stop.set()  # retry loops give up instead of holding the shutdown forever
+
+    return app, processor
+
+
+def run_worker(settings: Settings, options: WorkerOptions, loglevel: str = "INFO") -> int:
+    """Run one worker until SIGTERM/SIGINT; return the exit code."""
+    app, processor = create_app(settings, options)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    else:  # pragma: no cover - execute_from_commandline always raises SystemExit
+        code = 0
+    finally:
+        processor.stop.set()
+        processor.close()
+    return code

@@ -1,0 +1,77 @@
+"""Publish a batch's ledger and dead-letter messages with an idempotent confluent producer.
+
+Ledger messages go to the SAME partition number as the raw partition they come from (same
+key, equal partition counts): ledger partition p is the changelog of raw partition p.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from common.errors import ServiceUnavailableError
+from common.settings import Settings
+from stream_app.fold import LEDGER_KIND, OutMessage
+
+log = logging.getLogger(__name__)
+
+
+class LedgerPublisher:
+    """Produce and flush; raises ServiceUnavailableError unless every message was acked."""
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Producer
+
+        self.ledger_topic = settings.topic("transactions.ledger")
+        self.dlq_topic = settings.topic("transactions.dlq")
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "partitioner": "murmur2_random",
+                "linger.ms": 2,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "queue.buffering.max.kbytes": 1_048_576,
+                "compression.type": "none",
+            }
+        )
+        self._errors: list[str] = []
+
+    def _on_delivery(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def publish(
+        self, partition: int, messages: Sequence[OutMessage], timeout: float = 30.0
+    ) -> None:
+        """Publish ``messages`` of raw partition ``partition`` and wait until all are acked."""
+        if not messages:
+            return
+        self._errors.clear()
+        produce = self._producer.produce
+        for m in messages:
+            topic = self.ledger_topic if m.kind == LEDGER_KIND else self.dlq_topic
+            kwargs: dict[str, Any] = {"partition": partition} if m.kind == LEDGER_KIND else {}
+            while True:
+                try:
+                    produce(topic, m.value, m.key, on_delivery=self._on_delivery, **kwargs)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+        deadline = time.monotonic() + timeout
+        while self._producer.flush(1.0) > 0:
+            if time.monotonic() > deadline:
+                raise ServiceUnavailableError(
+                    f"no ack for the ledger messages of partition={partition} in {timeout:.0f}s"
+                )
+        if self._errors:
+            first = self._errors[0]
+            raise ServiceUnavailableError(
+                f"{len(self._errors)} ledger/DLQ messages of partition={partition} failed: {first}"
+            )
+
+    def close(self) -> None:
+        self._producer.flush(10)
