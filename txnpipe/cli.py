@@ -93,7 +93,11 @@ def _available() -> dict[str, tuple[str, str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; command modules are imported to add their own arguments."""
-    parser = _Parser(prog="txnpipe", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(
+        prog="txnpipe",
+        description="txnpipe: a streaming change-data pipeline for financial transactions.",
+        epilog="Configuration: TXNPIPE_* environment variables; each has a flag that overrides it.",
+    )
     parser.add_argument("--version", action="version", version="txnpipe 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
