@@ -1,0 +1,275 @@
+"""HTTP client of the transactions API (CONTRACT §1): one page per call, retried until it arrives.
+
+Transient failures (connection errors, timeouts, 5xx, 408, truncated or non-JSON bodies)
+are retried with capped exponential backoff and full jitter; 429 waits for
+``Retry-After`` (seconds or an HTTP date); 401/403 raise ``AuthError`` at once. A page is
+never skipped: the call either returns it or raises once ``max_retry_time`` has passed.
+
+Pages are parsed with the C JSON scanner one record at a time, so each record's exact
+served text is kept (the poller publishes records *exactly as served*).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from common.errors import AuthError, ServiceUnavailableError, TxnpipeError
+
+log = logging.getLogger(__name__)
+
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_WS = " \t\n\r"
+
+
+class PageFormatError(ValueError):
+    """The body is not a complete ``{"data": [...], "next_cursor": ...}`` document."""
+
+
+class StoppedError(TxnpipeError):
+    """The poller was asked to stop while waiting to retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One API page: each record's served JSON text with its decoded value, and the cursor."""
+
+    records: list[tuple[str, Any]]
+    next_cursor: str | None
+    status_line: str = "200"
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _WS:
+        pos += 1
+    return pos
+
+
+def _scan(text: str, pos: int) -> tuple[Any, int]:
+    try:
+        value, end = _SCAN(text, pos)
+    except StopIteration:
+        raise PageFormatError(f"invalid JSON at char {pos}") from None
+    except (ValueError, RecursionError) as exc:
+        raise PageFormatError(f"invalid JSON at char {pos}: {exc}") from None
+    return value, end
+
+
+def parse_page(body: bytes) -> Page:
+    """Split a page body into records (exact served text + decoded value) and the cursor."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PageFormatError(f"body is not UTF-8 at byte {exc.start}") from None
+    pos = _skip_ws(text, 0)
+    if not text.startswith("{", pos):
+        raise PageFormatError("body is not a JSON object")
+    pos = _skip_ws(text, pos + 1)
+    records: list[tuple[str, Any]] | None = None
+    cursor: Any = None
+    seen_cursor = False
+    if text.startswith("}", pos):
+        pos += 1
+    else:
+        while True:
+            key, pos = _scan(text, pos)
+            if not isinstance(key, str):
+                raise PageFormatError("object key is not a string")
+            pos = _skip_ws(text, pos)
+            if not text.startswith(":", pos):
+                raise PageFormatError(f"expected ':' at char {pos}")
+            pos = _skip_ws(text, pos + 1)
+            if key == "data":
+                records, pos = _scan_records(text, pos)
+            else:
+                value, pos = _scan(text, pos)
+                if key == "next_cursor":
+                    cursor, seen_cursor = value, True
+            pos = _skip_ws(text, pos)
+            if text.startswith(",", pos):
+                pos = _skip_ws(text, pos + 1)
+                continue
+            if text.startswith("}", pos):
+                pos += 1
+                break
+            raise PageFormatError(f"expected ',' or '}}' at char {pos}")
+    if _skip_ws(text, pos) != len(text):
+        raise PageFormatError("trailing data after the JSON object")
+    if records is None:
+        raise PageFormatError("no 'data' array")
+    if not seen_cursor or not (cursor is None or isinstance(cursor, str)):
+        raise PageFormatError("no 'next_cursor' (string or null)")
+    return Page(records, cursor or None)
+
+
+def _scan_records(text: str, pos: int) -> tuple[list[tuple[str, Any]], int]:
+    if not text.startswith("[", pos):
+        raise PageFormatError("'data' is not an array")
+    pos = _skip_ws(text, pos + 1)
+    records: list[tuple[str, Any]] = []
+    if text.startswith("]", pos):
+        return records, pos + 1
+    while True:
+        value, end = _scan(text, pos)
+        records.append((text[pos:end], value))
+        pos = _skip_ws(text, end)
+        if text.startswith(",", pos):
+            pos = _skip_ws(text, pos + 1)
+        elif text.startswith("]", pos):
+            return records, pos + 1
+        else:
+            raise PageFormatError(f"expected ',' or ']' at char {pos}")
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait: an integer, or an HTTP date; None if unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+class _Transient(Exception):
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+@dataclass
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, bounded by ``max_retry_time``."""
+
+    max_retry_time: float = 300.0
+    base: float = 0.2
+    cap: float = 10.0
+    max_retry_after: float = 300.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0.0, min(self.cap, self.base * 2.0**attempt))
+
+
+class TransactionsClient:
+    """Fetches pages of ``GET {api_url}/transactions``; one kept-alive connection."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        parts = urlsplit(api_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port
+        self._path = parts.path.rstrip("/") + "/transactions"
+        self.api_url = api_url
+        self._headers = {"Accept": "application/json", "User-Agent": "txnpipe-poller/0.1"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._stop = stop or threading.Event()
+        self._rng = rng or random.Random()
+        self._conn: http.client.HTTPConnection | None = None
+        self.retries = 0  # transient failures survived, for logs and tests
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def fetch(self, updated_since: str | None, cursor: str | None, limit: int) -> Page:
+        """One page; retries transient failures; raises AuthError, StoppedError or after
+        ``max_retry_time`` ServiceUnavailableError."""
+        params: dict[str, str | int] = {"limit": limit}
+        if updated_since:
+            params["updated_since"] = updated_since
+        if cursor:
+            params["cursor"] = cursor
+        target = f"{self._path}?{urlencode(params)}"
+        first_failure: float | None = None
+        attempt = 0
+        while True:
+            if self._stop.is_set():
+                raise StoppedError("stopping")
+            try:
+                return self._get(target)
+            except _Transient as exc:
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                wait = exc.wait if exc.wait is not None else self.retry.delay(attempt, self._rng)
+                wait = min(wait, self.retry.max_retry_after)
+                elapsed = now - first_failure
+                if elapsed + wait > self.retry.max_retry_time:
+                    raise ServiceUnavailableError(
+                        f"the API at url={self.api_url} kept failing for {elapsed:.0f}s "
+                        f"(last: {exc}); check it, or raise --max-retry-time"
+                    ) from None
+                attempt += 1
+                self.retries += 1
+                log.warning("API request failed (%s); retry %d in %.2fs", exc, attempt, wait)
+                if self._stop.wait(wait):
+                    raise StoppedError("stopping") from None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def _get(self, target: str) -> Page:
+        try:
+            conn = self._connection()
+            conn.request("GET", target, headers=self._headers)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:  # resets, timeouts, short reads
+            self.close()
+            kind = (
+                "timeout" if isinstance(exc, socket.timeout | TimeoutError) else type(exc).__name__
+            )
+            raise _Transient(f"{kind}: {exc}"[:200]) from None
+        status = response.status
+        if response.will_close:
+            self.close()
+        if status == 200:
+            try:
+                return parse_page(body)
+            except PageFormatError as exc:
+                raise _Transient(f"unreadable page ({len(body)} bytes): {exc}") from None
+        if status in (401, 403):
+            self.close()
+            raise AuthError(
+                f"the API at url={self.api_url} refused the key (HTTP {status}); "
+                "set TXNPIPE_API_KEY or --api-key"
+            )
+        if status == 429:
+            wait = retry_after_seconds(response.getheader("Retry-After"))
+            raise _Transient("HTTP 429 too many requests", wait)
+        if status >= 500 or status == 408:
+            raise _Transient(f"HTTP {status}")
+        detail = body[:200].decode("utf-8", "replace")
+        raise TxnpipeError(f"the API at url={self.api_url} answered HTTP {status}: {detail}")
