@@ -100,7 +100,7 @@ def parse_updated_at(value: Any) -> datetime | None:
 
 def format_since(moment: datetime) -> str:
     """The ``updated_since`` we send: ISO-8601 UTC with ``Z``."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass
