@@ -16,7 +16,7 @@ from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from schemas.transaction import Status, Transaction
+from schemas.transaction import Status, Transaction, construct
 
 DEFAULT_COUNTED = frozenset({"pending", "approved"})
 
@@ -137,7 +137,8 @@ def _entry(
     source: tuple[int, int],
 ) -> LedgerEntry:
     sign = -1 if entry_type == "reversal" else 1
-    return LedgerEntry.model_construct(
+    return construct(
+        LedgerEntry,
         kind="entry",
         entry_id=entry_id(txn.transaction_id, version_at, entry_type),
         entry_type=entry_type,
@@ -175,7 +176,8 @@ def apply_change(
             entries.append(_entry(incoming, incoming.updated_at, old, "reversal", source))
         if new is not None:
             entries.append(_entry(incoming, incoming.updated_at, new, "new", source))
-    version = VersionRecord.model_construct(
+    version = construct(
+        VersionRecord,
         kind="version",
         transaction_id=incoming.transaction_id,
         updated_at=incoming.updated_at,

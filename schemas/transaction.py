@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,6 +77,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def construct(cls: type[_M], **values: Any) -> _M:
+    """``cls.model_construct(**values)`` for trusted values naming EVERY field, minus
+    pydantic's per-field loop: about 2x faster, and the stream builds ~4 per record."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 _WS = " \t\n\r"
 
@@ -91,7 +105,8 @@ def clean_record(obj: Any) -> Transaction:
         if field not in obj or obj[field] is None:
             raise CleaningError(f"missing_{field}", f"{field} is missing")
     updated_at = clean_updated_at(obj["updated_at"])
-    return Transaction.model_construct(
+    return construct(
+        Transaction,
         transaction_id=clean_id(obj["transaction_id"], "transaction_id"),
         customer_id=clean_id(obj["customer_id"], "customer_id"),
         product_category=clean_category(obj.get("product_category")),
