@@ -94,6 +94,8 @@ class SinkRunner:
         self.buffer: list[Any] = []
         self.batch_started = 0.0
         self.last_activity = time.monotonic()
+        self.first_message_at: float | None = None  # monotonic, for benchmarks
+        self.commit_times: list[float] = []  # monotonic time of each batch commit
         self.totals = {"batches": 0, "messages": 0, "units": 0, "entries": 0, "dead": 0}
         self._producer: Producer | None = None
         self._dead_errors: list[str] = []
@@ -231,6 +233,8 @@ class SinkRunner:
                 continue
             if not self.buffer:
                 self.batch_started = time.monotonic()
+                if self.first_message_at is None:
+                    self.first_message_at = self.batch_started
             self.buffer.append(message)
         if messages:
             self.last_activity = time.monotonic()
@@ -283,6 +287,8 @@ class SinkRunner:
         for p, offset in plan.next_offsets.items():
             self.expected[p] = offset
         self._commit_to_group(plan.next_offsets)
+        self.commit_times.append(time.monotonic())
+        self.last_activity = time.monotonic()  # idle time counts from here, not from the fetch
         self.totals["batches"] += 1
         self.totals["messages"] += plan.messages
         self.totals["units"] += result.units
