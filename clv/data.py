@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -51,9 +52,20 @@ class PurchaseLogBuilder:
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
-        self._customer: list[int] = []
-        self._day: list[int] = []
-        self._cents: list[int] = []
+        # array('q') holds 8 bytes per value where a list holds a 36-byte int object
+        self._customer = array("q")
+        self._day = array("q")
+        self._cents = array("q")
+
+    @property
+    def index(self) -> dict[str, int]:
+        """customer id -> index, for fast bulk loading."""
+        return self._index
+
+    @property
+    def columns(self) -> tuple[array[int], array[int], array[int]]:
+        """(customer index, day ordinal, cents) lists, for fast bulk loading."""
+        return self._customer, self._day, self._cents
 
     def add(self, customer_id: str, day: dt.date, cents: int) -> None:
         idx = self._index.setdefault(customer_id, len(self._index))
@@ -64,15 +76,27 @@ class PurchaseLogBuilder:
     def build(self) -> PurchaseLog:
         return PurchaseLog(
             customer_ids=tuple(self._index),
-            customer=np.asarray(self._customer, dtype=np.int64),
-            day=np.asarray(self._day, dtype=np.int64),
-            cents=np.asarray(self._cents, dtype=np.int64),
+            customer=np.frombuffer(self._customer, dtype=np.int64).copy(),
+            day=np.frombuffer(self._day, dtype=np.int64).copy(),
+            cents=np.frombuffer(self._cents, dtype=np.int64).copy(),
         )
 
 
 def to_cents(amount: Decimal) -> int:
     """Decimal currency amount to integer cents, round half up (CONTRACT §1)."""
     return int((amount.quantize(_CENT, rounding=ROUND_HALF_UP) * 100).to_integral_value())
+
+
+def _amount_cents(text: str) -> int:
+    """Exact cents of a plain decimal ≥ 0; the common ``123.45`` shape skips Decimal."""
+    text = text.strip()
+    whole, _, frac = text.partition(".")
+    if len(frac) == 2 and whole.isascii() and frac.isascii() and whole.isdigit() and frac.isdigit():
+        return int(whole) * 100 + int(frac)
+    cents = to_cents(Decimal(text))
+    if cents < 0:
+        raise ValueError("negative amount (one row per purchase, refunds removed)")
+    return cents
 
 
 def _parse_date(text: str) -> dt.date:
@@ -111,24 +135,32 @@ def read_purchases_csv(path: Path) -> PurchaseLog:
             )
         ci, di, ai = header.index("customer_id"), header.index("date"), header.index("amount")
         width = max(ci, di, ai)
+        days: dict[str, int] = {}  # dates repeat a lot: parse each distinct text once
+        index = builder.index
+        customers, ordinals, amounts = builder.columns
         for line, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
             try:
-                if len(row) <= width:
-                    raise ValueError("too few columns")
                 customer_id = row[ci].strip()
+                day_text = row[di]
+                ordinal = days.get(day_text)
+                if ordinal is None:
+                    ordinal = days[day_text] = _parse_date(day_text).toordinal()
+                cents = _amount_cents(row[ai])
                 if not customer_id:
                     raise ValueError("empty customer_id")
-                day = _parse_date(row[di])
-                cents = to_cents(Decimal(row[ai].strip()))
-                if cents < 0:
-                    raise ValueError("negative amount (one row per purchase, refunds removed)")
+            except IndexError:
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                raise TransactionsFileError(
+                    f"transactions file={path} line={line}: too few columns (need {width + 1})"
+                ) from None
             except (ValueError, InvalidOperation) as exc:
                 raise TransactionsFileError(
                     f"transactions file={path} line={line}: {exc or 'invalid amount'}"
                 ) from None
-            builder.add(customer_id, day, cents)
+            customers.append(index.setdefault(customer_id, len(index)))
+            ordinals.append(ordinal)
+            amounts.append(cents)
     return builder.build()
 
 
@@ -183,6 +215,14 @@ class CustomerSummary:
         out = np.zeros(x.size)
         np.divide(self.repeat_cents, 100.0 * x, out=out, where=x > 0)
         return out
+
+    @property
+    def monetary_cents(self) -> npt.NDArray[np.int64]:
+        """Average repeat-purchase value in cents, rounded half up (0 where frequency is 0)."""
+        x = self.frequency
+        safe = np.maximum(x, 1)
+        rounded = (2 * self.repeat_cents + safe) // (2 * safe)
+        return np.where(x > 0, rounded, 0).astype(np.int64)
 
     def monetary_decimal(self, i: int) -> Decimal:
         """Exact average repeat-purchase value of customer ``i``, rounded half up to cents."""

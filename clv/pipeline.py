@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -81,8 +79,11 @@ def tracking(
     cohort[ids] = True
     first[ids] = s.first_day
     keep = cohort[purchases.customer] & (purchases.day <= end)
-    pairs = np.unique(np.stack([purchases.customer[keep], purchases.day[keep]], axis=1), axis=0)
-    repeat_days = pairs[:, 1][pairs[:, 1] > first[pairs[:, 0]]]
+    # distinct (customer, day) pairs through one int64 key: 1-D unique is far faster than axis=0
+    key = np.sort(purchases.customer[keep] * (1 << 32) + purchases.day[keep])
+    key = key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
+    pair_customer, pair_day = key >> 32, key & ((1 << 32) - 1)
+    repeat_days = pair_day[pair_day > first[pair_customer]]
     actual = np.searchsorted(np.sort(repeat_days), week_end_day, side="right").astype(np.float64)
     # expected: sum over birth days of count * E[X(age)] at each week end
     births, counts = np.unique(s.first_day, return_counts=True)
@@ -117,18 +118,32 @@ class ClvResult:
         """CONTRACT §6 shape of ``txnpipe clv fit --json``."""
         s = self.summary
         b, g = self.bgnbd.params, self.gamma_gamma.params
+        monetary_cents = s.monetary_cents.tolist()
+        columns = zip(
+            s.customer_ids,
+            s.frequency.tolist(),
+            _rounded(s.recency),
+            _rounded(s.T),
+            monetary_cents,
+            _rounded(self.expected_purchases),
+            _rounded(self.p_alive),
+            _rounded(self.clv, 2),
+            strict=True,
+        )
         customers = [
             {
-                "customer_id": s.customer_ids[i],
-                "frequency": int(s.frequency[i]),
-                "recency": _num(s.recency[i]),
-                "T": _num(s.T[i]),
-                "monetary": _money(s.monetary_decimal(i)),
-                "expected_purchases": _num(self.expected_purchases[i]),
-                "p_alive": _num(self.p_alive[i]),
-                "clv": _num(self.clv[i], 2),
+                "customer_id": cid,
+                "frequency": x,
+                "recency": rec,
+                "T": age,
+                # a JSON number printing exactly as the 2-place decimal (int/100 is
+                # correctly rounded and repr is the shortest round-trip form)
+                "monetary": cents / 100,
+                "expected_purchases": exp,
+                "p_alive": alive,
+                "clv": value,
             }
-            for i in range(s.size)
+            for cid, x, rec, age, cents, exp, alive, value in columns
         ]
         return {
             "bgnbd": {
@@ -148,14 +163,11 @@ class ClvResult:
         }
 
 
-def _num(value: float, digits: int = 6) -> float:
-    v = float(value)
-    return round(v, digits) if math.isfinite(v) else 0.0
-
-
-def _money(value: Decimal) -> float:
-    # A JSON number that prints exactly as the 2-place decimal (repr is shortest round-trip).
-    return float(value)
+def _rounded(values: FloatArray, digits: int = 6) -> list[float]:
+    """Rounded plain floats; non-finite values (never expected) become 0 to keep JSON valid."""
+    clean = np.where(np.isfinite(values), values, 0.0)
+    out: list[float] = np.round(clean, digits).tolist()
+    return out
 
 
 def default_holdout_end(log_: PurchaseLog, calibration_end: dt.date) -> dt.date | None:
