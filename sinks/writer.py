@@ -280,7 +280,7 @@ class LedgerWriter:
         assert self.dialect is not None
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ".encode()
         suffix = f"{self.dialect.insert_suffix()} {tail}".encode()
-        prepare = self.conn.prepare_for_mysql
+        prepare = db.escaper(self.conn)
         affected = 0
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
