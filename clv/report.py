@@ -124,9 +124,9 @@ def _y_axis(
     plot_l: float, plot_r: float, plot_t: float, plot_b: float, vmax: float, label: str
 ) -> list[str]:
     parts = []
-    for k in range(5):
-        v = vmax * k / 4
-        y = plot_b - (plot_b - plot_t) * k / 4
+    for k in range(6):
+        v = vmax * k / 5
+        y = plot_b - (plot_b - plot_t) * k / 5
         parts.append(f'<line x1="{plot_l}" x2="{plot_r}" y1="{y:.1f}" y2="{y:.1f}" class="g"/>')
         parts.append(
             f'<text x="{plot_l - 6}" y="{y + 4:.1f}" text-anchor="end">{_esc(_fmt(v))}</text>'
@@ -160,11 +160,9 @@ def line_chart(
 
     parts = _svg_open(title, W, H)
     parts += _y_axis(plot_l, plot_r, plot_t, plot_b, vmax, y_label)
-    for k in range(6):
-        x = xmax * k / 5
-        parts.append(
-            f'<text x="{px(x):.1f}" y="{plot_b + 15}" text-anchor="middle">{_esc(_fmt(x))}</text>'
-        )
+    step = _nice_max(xmax / 6)
+    for k in range(int(xmax // step) + 1):
+        parts.append(_text(px(k * step), plot_b + 15, _fmt(k * step), "middle"))
     if marker_x is not None:
         mx = px(marker_x)
         parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{plot_t}" y2="{plot_b}" class="m"/>')

@@ -46,8 +46,8 @@ RULES: tuple[SegmentRule, ...] = (
     ),
     SegmentRule(
         "champions",
-        "R ≥ 4 and F ≥ 4 and M ≥ 3: bought recently, buy often, spend well",
-        lambda s: (s.r >= 4) & (s.f >= 4) & (s.m >= 3),
+        "R ≥ 4 and F = 5 and M ≥ 3: bought recently, buy the most often, spend well",
+        lambda s: (s.r >= 4) & (s.f == 5) & (s.m >= 3),
     ),
     SegmentRule(
         "loyal",
