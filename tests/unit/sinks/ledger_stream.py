@@ -151,3 +151,32 @@ def expected_answers(rows: Sequence[Transaction], now: datetime) -> dict[str, ob
         "top": [(c, Decimal(v).scaleb(-2)) for c, v in top],
         "monthly": [(m, Decimal(v).scaleb(-2)) for m, v in sorted(by_month.items())],
     }
+
+
+def publish(
+    settings: object, messages: Sequence[Message | bytes], *, key: str | None = None
+) -> None:
+    """Produce ledger messages the way the stream app does (key = transaction_id, murmur2)."""
+    from confluent_kafka import Producer
+
+    from sinks.runner import ensure_topics
+
+    ensure_topics(settings)  # type: ignore[arg-type]
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,  # type: ignore[attr-defined]
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "linger.ms": 10,
+        }
+    )
+    topic = settings.topic("transactions.ledger")  # type: ignore[attr-defined]
+    for m in messages:
+        if isinstance(m, bytes):
+            producer.produce(topic, key=(key or "raw").encode(), value=m)
+        else:
+            producer.produce(
+                topic, key=m.transaction_id.encode(), value=m.model_dump_json().encode()
+            )
+        producer.poll(0)
+    assert producer.flush(30) == 0, "the broker did not acknowledge every ledger message"
