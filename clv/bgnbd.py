@@ -21,6 +21,8 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
+from common.errors import TxnpipeError
+
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
@@ -32,8 +34,9 @@ _LOG_BOUNDS = (-12.0, 12.0)
 _A_EPS = 1e-7
 
 
-class ModelFitError(RuntimeError):
-    """The optimiser did not converge; the message says which model and why."""
+class ModelFitError(TxnpipeError):
+    """The data cannot support a fit (too few customers, no repeat buyers, inconsistent
+    summaries) or the optimiser failed; the message says which model and why (exit 1)."""
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,30 @@ def test_no_dropout_fit_still_predicts() -> None:
     e = bgnbd.conditional_expected_purchases(p, 52.0, [0, 3], [0.0, 9.0], [13.0, 13.0])
     assert np.all(np.isfinite(e)) and np.all(e > 0)
     assert np.isfinite(bgnbd.expected_purchases(p, 52.0))
+
+
+def _adaptive_bracket(p: BetaGeoParams, x: float, T: float, t: float) -> float:
+    """E[purchases in (T, T+t] | alive] = E_p[(1 - ((α+T)/(α+T+pt))^(r+x)) / p] by adaptive quad."""
+    from scipy.integrate import quad
+    from scipy.stats import beta as beta_dist
+
+    r, al, a, b = p.as_tuple()
+
+    def f(q: float) -> float:
+        g = -np.expm1((r + x) * np.log((al + T) / (al + T + q * t))) / q
+        return float(g * beta_dist.pdf(q, a, b + x))
+
+    return float(quad(f, 0, 1e-3, limit=500)[0] + quad(f, 1e-3, 1, limit=500)[0])
+
+
+@pytest.mark.parametrize("t", [1.0, 52.0, 520.0, 5_200.0, 52_000.0], ids=lambda t: f"t{t:g}")
+@pytest.mark.parametrize("x", [0, 1, 5, 200], ids=lambda x: f"x{x}")
+def test_closed_form_agrees_with_integration_up_to_z_near_one(x: int, t: float) -> None:
+    """Closed form vs adaptive integration over the dropout probability, even when
+    t/(α+T+t) → 1 (a 1,000-year horizon); the fixed-node fallback is within 1e-4."""
+    r, al, a, b = CDNOW.as_tuple()
+    xs, T, tt = np.array([float(x)]), np.array([10.0]), np.array([t])
+    closed = float(bgnbd._alive_purchases(CDNOW, xs, T, tt)[0])
+    assert closed == pytest.approx(_adaptive_bracket(CDNOW, x, 10.0, t), rel=1e-8)
+    fallback = float(bgnbd._alive_purchases_quadrature(r, al, a, b, xs, T, tt)[0])
+    assert fallback == pytest.approx(closed, rel=1e-4)
