@@ -156,6 +156,12 @@ def fit(
     assert best is not None
     if not np.isfinite(best.fun):
         raise ModelFitError(f"BG/NBD: likelihood not finite ({best.message})")
+    if np.any(np.abs(best.x) >= _LOG_BOUNDS[1] - 1e-3):
+        log.warning(
+            "BG/NBD: a parameter reached its bound (log-params %s): the data carry little "
+            "evidence about it (e.g. no dropout seen); predictions stay finite",
+            np.round(best.x, 2).tolist(),
+        )
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
     log.info("BG/NBD fit: r=%.4f alpha=%.4f a=%.4f b=%.4f LL=%.3f", r, alpha, a, b, -best.fun)
     return BetaGeoFit(BetaGeoParams(r, alpha, a, b), float(-best.fun), int(x.size), int(best.nit))

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,12 +174,13 @@ def _cli(settings: Settings, *extra: str) -> int:
 
 
 def test_fit_from_mysql_writes_customer_clv(
-    versions_db: Settings, capsys: pytest.CaptureFixture[str]
+    versions_db: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert (
-        _cli(versions_db, "--as-of", AS_OF.isoformat(), "--calibration-end", "2024-05-31", "--json")
-        == 0
-    )
+    report = tmp_path / "clv.html"
+    args = ("--as-of", AS_OF.isoformat(), "--calibration-end", "2024-05-31")
+    assert _cli(versions_db, *args, "--report", str(report), "--json") == 0
+    # the holdout (June, up to the as-of day) is in the report
+    assert "Holdout 2024-05-31 → 2024-07-01" in report.read_text(encoding="utf-8")
     out = json.loads(capsys.readouterr().out)
     by_id = {c["customer_id"]: c for c in out["customers"]}
     assert "dave" not in by_id  # not known at AS_OF
