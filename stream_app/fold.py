@@ -25,11 +25,15 @@ from schemas import (
     apply_change,
     parse_message,
 )
+from schemas.transaction import construct
 
 # Outbox message kinds (one byte in the packed outbox blob).
 LEDGER_KIND = 0
 DLQ_KIND = 1
 _HEADER = struct.Struct(">BiI")  # kind, key length (-1 = no key), value length
+# A dead letter carries the raw bytes, cut to this size: a 1 MB poison message must not
+# make an envelope the broker refuses (message.max.bytes is 1 MB by default).
+MAX_DLQ_RAW = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,8 @@ def encode_state(txn: Transaction) -> str:
 def decode_state(transaction_id: str, raw: str | bytes) -> Transaction:
     """Inverse of ``encode_state`` (trusted data we wrote ourselves: no re-validation)."""
     customer, category, cents, day, status, updated = json.loads(raw)
-    return Transaction.model_construct(
+    return construct(
+        Transaction,
         transaction_id=transaction_id,
         customer_id=customer,
         product_category=category,
@@ -138,6 +143,20 @@ def parse_batch(partition: int, messages: Iterable[RawMessage]) -> Parsed:
             detail = f"{type(exc).__name__}: {exc}"[:200]
             results.append((Rejection("internal_error", detail, msg.value or b""),))
     return Parsed(partition, msgs, tuple(results))
+
+
+def dead_letter(rejection: Rejection, raw_topic: str, partition: int, offset: int) -> bytes:
+    """The DLQ envelope of a rejected record, raw bytes capped at MAX_DLQ_RAW."""
+    if len(rejection.raw) > MAX_DLQ_RAW:
+        detail = f"{rejection.detail} (raw cut to {MAX_DLQ_RAW} of {len(rejection.raw)} bytes)"
+        rejection = Rejection(
+            rejection.reason, detail, rejection.raw[:MAX_DLQ_RAW],
+            rejection.transaction_id, rejection.index,
+        )  # fmt: skip
+    letter = DeadLetter.from_rejection(
+        rejection, topic=raw_topic, partition=partition, offset=offset
+    )
+    return letter.model_dump_json().encode()
 
 
 def _add_contribution(fold: Fold, change: Change) -> None:
@@ -182,10 +201,8 @@ def fold_batch(
         for result in results:
             if isinstance(result, Rejection):
                 fold.invalid += 1
-                letter = DeadLetter.from_rejection(
-                    result, topic=raw_topic, partition=partition, offset=msg.offset
-                )
-                fold.out.append(OutMessage(DLQ_KIND, msg.key, letter.model_dump_json().encode()))
+                letter = dead_letter(result, raw_topic, partition, msg.offset)
+                fold.out.append(OutMessage(DLQ_KIND, msg.key, letter))
                 continue
             txn = result.transaction
             outcome = apply_change(

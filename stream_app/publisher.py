@@ -22,7 +22,9 @@ class LedgerPublisher:
     """Produce and flush; raises ServiceUnavailableError unless every message was acked."""
 
     def __init__(self, settings: Settings) -> None:
-        from confluent_kafka import Producer
+        from confluent_kafka import KafkaException, Producer
+
+        self._kafka_exception = KafkaException
 
         self.ledger_topic = settings.topic("transactions.ledger")
         self.dlq_topic = settings.topic("transactions.dlq")
@@ -61,6 +63,10 @@ class LedgerPublisher:
                     break
                 except BufferError:
                     self._producer.poll(0.05)
+                except self._kafka_exception as exc:  # refused before sending: retry the batch
+                    raise ServiceUnavailableError(
+                        f"cannot publish to {topic} partition={partition}: {exc}"
+                    ) from None
         deadline = time.monotonic() + timeout
         while self._producer.flush(1.0) > 0:
             if time.monotonic() > deadline:
