@@ -96,7 +96,7 @@ class SinkRunner:
         self.last_activity = time.monotonic()
         self.first_message_at: float | None = None  # monotonic, for benchmarks
         self.commit_times: list[float] = []  # monotonic time of each batch commit
-        self.totals = {"batches": 0, "messages": 0, "units": 0, "entries": 0, "dead": 0}
+        self.totals = {"batches": 0, "messages": 0, "units": 0, "entries": 0, "dead": 0, "retries": 0}
         self._producer: Producer | None = None
         self._dead_errors: list[str] = []
         self.writer = LedgerWriter(
@@ -279,6 +279,7 @@ class SinkRunner:
                         "sink: stopping with an unwritten batch (it is re-read on start): %s", exc
                     )
                     return
+                self.totals["retries"] += 1
                 log.warning(
                     "sink: transient database error, retrying the batch in %.1fs: %s", delay, exc
                 )
