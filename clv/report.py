@@ -36,6 +36,16 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if a else "0"
 
 
+def _short(value: float) -> str:
+    """Axis-label form: 2k, 1.5M, 250."""
+    a = abs(value)
+    if a >= 1e6:
+        return f"{value / 1e6:g}M"
+    if a >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
 def _svg_open(title: str, width: int, height: int) -> list[str]:
     return [
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
@@ -166,7 +176,15 @@ def line_chart(
     if marker_x is not None:
         mx = px(marker_x)
         parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{plot_t}" y2="{plot_b}" class="m"/>')
-        parts.append(_text(mx + 4, plot_t + 12, "calibration end"))
+        right = mx > plot_r - 100  # keep the label inside the plot
+        parts.append(
+            _text(
+                mx - 4 if right else mx + 4,
+                plot_t + 12,
+                "calibration end",
+                "end" if right else "start",
+            )
+        )
     for s_i, (name, values) in enumerate(series):
         color = PALETTE[s_i % len(PALETTE)]
         points = " ".join(f"{px(x):.1f},{py(v):.1f}" for x, v in zip(xs, values, strict=True))
@@ -205,8 +223,8 @@ def _clv_histogram(values: np.ndarray) -> tuple[list[str], list[float]]:
     cap = _nice_max(cap) if cap > 0 else 1.0
     edges = np.linspace(0.0, cap, 11)
     counts, _ = np.histogram(np.clip(values, 0.0, cap), bins=edges)  # last bin holds > cap
-    labels = [f"{_fmt(edges[i])}–{_fmt(edges[i + 1])}" for i in range(10)]
-    labels[-1] = f"≥ {_fmt(edges[9])}"
+    labels = [f"{_short(edges[i])}–{_short(edges[i + 1])}" for i in range(10)]
+    labels[-1] = f"≥ {_short(edges[9])}"
     return labels, [float(c) for c in counts]
 
 
@@ -245,7 +263,8 @@ def _validation(result: ClvResult) -> tuple[str, list[str]]:
     charts: list[str] = []
     text = ""
     by_freq = _holdout_by_frequency(result)
-    if by_freq is not None and result.holdout_expected is not None:
+    # a holdout shorter than a week (e.g. the as-of day itself) says nothing: leave it out
+    if by_freq is not None and result.holdout_expected is not None and s.holdout_weeks >= 1:
         cats, actual, predicted = by_freq
         title = (
             f"Holdout purchases per customer by calibration frequency ({s.holdout_weeks:.0f} wk)"
