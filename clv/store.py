@@ -118,6 +118,12 @@ def _naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
+def _batches(cur: Any, size: int = 50_000) -> Iterator[tuple[Any, ...]]:
+    """Rows in batches, so a large history is never held twice (rows and columns)."""
+    while rows := cur.fetchmany(size):
+        yield from rows
+
+
 def read_purchases(settings: Settings, as_of: dt.datetime) -> PurchaseLog:
     """Counted purchases as known before ``as_of`` (aware or naive UTC)."""
     statuses = sorted(settings.counted)
@@ -134,7 +140,7 @@ def read_purchases(settings: Settings, as_of: dt.datetime) -> PurchaseLog:
                 ) from None
             raise
         purchases = purchases_from_rows(
-            (str(cid), day, Decimal(amount)) for cid, day, amount in cur.fetchall()
+            (str(cid), day, Decimal(amount)) for cid, day, amount in _batches(cur)
         )
         cur.close()
     log.info("CLV input: %d counted purchases known before %s", purchases.size, as_of.isoformat())

@@ -47,3 +47,12 @@ def test_customer_ids_are_escaped(tmp_path: Path) -> None:
     result = run(purchases_from_rows(rows), ClvOptions(calibration_end=dt.date(2024, 3, 31)))
     page = write_report(result, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<b>0</b>" not in page and "&lt;b&gt;0&lt;/b&gt;" in page
+
+
+def test_a_holdout_shorter_than_a_week_is_left_out(cdnow_log: PurchaseLog, tmp_path: Path) -> None:
+    options = ClvOptions(
+        calibration_end=dt.date(1997, 9, 30), holdout_end=dt.date(1997, 10, 3), horizon_days=30
+    )
+    page = write_report(run(cdnow_log, options), tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Holdout purchases per customer" not in page and "actual repeat purchases" not in page
+    assert page.count("<svg") == 5  # the cumulative tracking chart still shows
