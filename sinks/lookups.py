@@ -59,7 +59,8 @@ def answer(settings: Settings, question: Question | str, limit: int | None) -> A
     try:
         cur = conn.cursor()
         rows = _rows(cur, question, limit)
-        cur.execute(f"SELECT MAX(updated_at) FROM {schema.VERSIONS}")
+        # when the newest version was accepted upstream (indexed; MAX(updated_at) is not)
+        cur.execute(f"SELECT MAX(accepted_at) FROM {schema.VERSIONS}")
         newest = cur.fetchone()
         cur.execute(f"SELECT raw_partition, last_source_offset FROM {schema.RAW_POSITIONS}")
         offsets = {int(p): int(o) for p, o in cur.fetchall()}

@@ -1,21 +1,21 @@
-"""Replay support for the sink: move its stored offsets back, drain the ledger again, or
-forget the namespace's tables when the broker they point into is gone.
+"""Replaying the ledger into MySQL (``txnpipe replay --target mysql``) and starting afresh.
 
-Moving the offsets in MySQL is enough to make a running sink replay too: its next batch
-finds the stored offsets changed (it is fenced), re-seeks and re-consumes. Rewriting a range
-is idempotent: entry ids and (transaction, version) are unique keys, and the current-state
-table only moves forward in ``updated_at``.
+Every write of the sink is idempotent (entry ids and ``(transaction_id, updated_at)`` are
+unique keys, ``transactions`` follows the newest version), so a replay is: move the stored
+offsets back, then drain. A sink running meanwhile notices the move (its next batch is
+fenced: the stored offsets are not where it left them) and continues from there.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+
+from mysql.connector.errors import Error as MySQLError
 
 from common.settings import Settings
 from schemas import LEDGER
 from sinks import db, schema
-from sinks.runner import SinkRunner, group_id
 
 log = logging.getLogger(__name__)
 
@@ -31,54 +31,73 @@ SINK_TABLES = (
 
 
 def rewind(settings: Settings, targets: dict[int, int]) -> None:
-    """Set the sink's next offset of each ledger partition to ``targets`` in one transaction."""
-    if not targets:
-        return
-    db.ensure_database(settings)
-    conn = db.connect(settings)
+    """Store ``targets`` (ledger partition → next offset) as the sink's offsets, in one txn."""
+    from sinks.runner import group_id
+    from sinks.writer import LedgerWriter
+
+    writer = LedgerWriter(
+        settings,
+        group=group_id(settings),
+        topic=settings.topic(LEDGER.suffix),
+        dlq_topic="",
+        send_dead=lambda _: None,
+        clock=_utcnow,
+    )
     try:
-        schema.migrate(conn, _today())
+        writer.load_offsets(sorted(targets))  # creates the tables and rows if needed
+        conn = writer.connect()
         cur = conn.cursor()
-        cur.execute("START TRANSACTION")
-        topic = settings.topic(LEDGER.suffix)
         for partition, offset in sorted(targets.items()):
             cur.execute(
-                f"INSERT INTO {schema.OFFSETS} "
-                "(consumer_group, topic, kafka_partition, next_offset) VALUES (%s, %s, %s, %s) "
-                "ON DUPLICATE KEY UPDATE next_offset = %s, updated_at = CURRENT_TIMESTAMP(6)",
-                (group_id(settings), topic, partition, offset, offset),
+                f"UPDATE {schema.OFFSETS} SET next_offset = %s, updated_at = CURRENT_TIMESTAMP(6) "
+                "WHERE consumer_group = %s AND topic = %s AND kafka_partition = %s",
+                (offset, group_id(settings), settings.topic(LEDGER.suffix), partition),
             )
         conn.commit()
         cur.close()
-        log.info("sink offsets rewound to %s", targets)
+        log.info("sink: offsets rewound to %s", targets)
     finally:
-        db.close_quietly(conn)
+        writer.close()
 
 
-def drain(settings: Settings, idle_seconds: float = 3.0) -> None:
-    """Run the sink in this process until it has caught up with the ledger."""
-    SinkRunner(settings, idle_seconds=idle_seconds).run(until_idle=True)
+def drain(settings: Settings, idle_seconds: float = 2.0) -> dict[str, int]:
+    """Run the sink until it has caught up; return its totals."""
+    from sinks.runner import SinkRunner
+
+    runner = SinkRunner(settings, idle_seconds=idle_seconds)
+    runner.run(until_idle=True)
+    return dict(runner.totals)
 
 
-def drop_tables(settings: Settings) -> list[str]:
-    """Drop the sink's tables of the namespace's database; return those that existed."""
-    db.ensure_database(settings)
-    conn = db.connect(settings, autocommit=True)
+def drop_tables(settings: Settings) -> bool:
+    """Drop the sink's tables when they hold positions (the broker lost its topics); True if so.
+
+    Other tables of the database (e.g. ``customer_clv``) are left alone.
+    """
+    try:
+        conn = db.connect(settings, autocommit=True)
+    except MySQLError as exc:
+        if getattr(exc, "errno", None) == 1049:  # no such database: nothing to drop
+            return False
+        raise
     try:
         cur = conn.cursor()
-        cur.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            (settings.mysql_database,),
-        )
-        existing = {str(row[0]) for row in cur.fetchall()}
-        dropped = [t for t in SINK_TABLES if t in existing]
-        for table in dropped:
-            cur.execute(f"DROP TABLE IF EXISTS `{table}`")
+        try:
+            cur.execute(f"SELECT COUNT(*) FROM {schema.OFFSETS} WHERE next_offset >= 0")
+            held = int(cur.fetchone()[0])
+        except MySQLError as exc:
+            if getattr(exc, "errno", None) == 1146:
+                return False
+            raise
+        if not held:
+            return False
+        cur.execute(f"DROP TABLE IF EXISTS {', '.join(SINK_TABLES)}")
         cur.close()
-        return dropped
+        log.warning("sink: dropped tables %s of database=%s", SINK_TABLES, settings.mysql_database)
+        return True
     finally:
         db.close_quietly(conn)
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

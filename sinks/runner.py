@@ -96,7 +96,14 @@ class SinkRunner:
         self.last_activity = time.monotonic()
         self.first_message_at: float | None = None  # monotonic, for benchmarks
         self.commit_times: list[float] = []  # monotonic time of each batch commit
-        self.totals = {"batches": 0, "messages": 0, "units": 0, "entries": 0, "dead": 0, "retries": 0}
+        self.totals = {
+            "batches": 0,
+            "messages": 0,
+            "units": 0,
+            "entries": 0,
+            "dead": 0,
+            "retries": 0,
+        }
         self._producer: Producer | None = None
         self._dead_errors: list[str] = []
         self.writer = LedgerWriter(

@@ -209,3 +209,38 @@ def test_entries_orphaned_across_batches_wait_in_mysql_for_their_version(harness
     ]
     assert harness.query("SELECT transaction_amount FROM transactions") == [(Decimal("30.00"),)]
     _ = timedelta
+
+
+def test_status_rewind_and_drop_tables(mysql_db: Settings) -> None:
+    from schemas import LEDGER
+    from sinks.replay import drop_tables, rewind
+    from sinks.runner import group_id
+    from sinks.status import sink_status
+
+    assert sink_status(mysql_db)["next_offsets"] == {}
+    writer = LedgerWriter(
+        mysql_db,
+        group=group_id(mysql_db),
+        topic=mysql_db.topic(LEDGER.suffix),
+        dlq_topic="d",
+        send_dead=lambda _: None,
+        clock=lambda: datetime.now(UTC),
+    )
+    expected = writer.load_offsets([0, 1])
+    ledger = Ledger()
+    ledger.accept(make_txn("a", 0, transaction_date=datetime.now(UTC).date()))
+    items: list[Received | DeadLetter] = [
+        decode(TOPIC, 0, i, None, m.model_dump_json().encode())
+        for i, m in enumerate(ledger.messages)
+    ]
+    writer.write(fold(items, {0: 2}), expected)
+    writer.close()
+    status = sink_status(mysql_db)
+    assert status["next_offsets"] == {0: 2, 1: 0} and status["catch_all_rows"] == 0
+    assert status["pending_entries"] == 0 and status["as_of"].endswith("Z")
+    assert any(p["name"] == "pmax" for p in status["partitions"])
+    rewind(mysql_db, {0: 0, 1: 0})
+    assert sink_status(mysql_db)["next_offsets"] == {0: 0, 1: 0}
+    assert drop_tables(mysql_db) is True
+    assert sink_status(mysql_db) == {"next_offsets": {}, "tables": "missing"}
+    assert drop_tables(mysql_db) is False
