@@ -203,6 +203,17 @@ def line_chart(
     return "".join(parts)
 
 
+def spend_frequency_correlation(result: ClvResult) -> float:
+    """corr(frequency, average repeat spend) over repeat customers: the independence check of
+    Fader, Hardie & Lee (2005, sec. 2.2); 0 when it cannot be computed."""
+    s = result.summary
+    repeat = s.frequency > 0
+    x, m = s.frequency[repeat], s.monetary[repeat]
+    if x.size < 3 or np.std(x) == 0 or np.std(m) == 0:
+        return 0.0
+    return float(np.corrcoef(x, m)[0, 1])
+
+
 def segment_table(result: ClvResult) -> list[tuple[str, int, float, float]]:
     """(segment, customers, total CLV, mean CLV) in rule order, empty segments omitted."""
     names = np.asarray(result.segment)
@@ -386,7 +397,9 @@ def render_html(result: ClvResult) -> str:
         f"BG/NBD r={b.r:.4f}, α={b.alpha:.4f}, a={b.a:.4f}, b={b.b:.4f} "
         f"(LL {result.bgnbd.log_likelihood:,.1f}); Gamma-Gamma p={g.p:.3f}, q={g.q:.3f}, "
         f"γ={g.v:.3f} (LL {result.gamma_gamma.log_likelihood:,.1f}), population mean spend "
-        f"{gamma_gamma.population_mean_spend(g):,.2f}."
+        f"{gamma_gamma.population_mean_spend(g):,.2f}. Gamma-Gamma assumes spend is independent "
+        f"of frequency: their correlation over repeat customers is "
+        f"{spend_frequency_correlation(result):.2f} (near 0 is good; CDNOW: 0.11)."
     )
     seg_head = _row(("segment", "customers", "total CLV", "mean CLV"), head=True)
     rule_head = _row(

@@ -32,6 +32,13 @@ def test_summary_matches_the_published_cohort(cdnow: CustomerSummary) -> None:
     assert round(float(cdnow.monetary[cdnow.frequency > 0].mean()), 2) == 35.08
 
 
+def test_spend_independence_check_matches_fhl_jmr_2005(cdnow: CustomerSummary) -> None:
+    """FHL (2005 JMR, sec. 2.2): corr(frequency, average repeat spend) = 0.11 on CDNOW."""
+    repeat = cdnow.frequency > 0
+    corr = np.corrcoef(cdnow.frequency[repeat], cdnow.monetary[repeat])[0, 1]
+    assert round(float(corr), 2) == 0.11
+
+
 def test_bgnbd_matches_fader_hardie_lee_2005(cdnow_bgnbd: bgnbd.BetaGeoFit) -> None:
     p = cdnow_bgnbd.params
     assert (round(p.r, 3), round(p.alpha, 3), round(p.a, 3), round(p.b, 3)) == (
