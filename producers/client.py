@@ -19,14 +19,16 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from common.errors import AuthError, ServiceUnavailableError, TxnpipeError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _WS = " \t\n\r"
@@ -119,16 +121,45 @@ def _scan_records(text: str, pos: int) -> tuple[list[tuple[str, Any]], int]:
     records: list[tuple[str, Any]] = []
     if text.startswith("]", pos):
         return records, pos + 1
-    while True:
-        value, end = _scan(text, pos)
-        records.append((text[pos:end], value))
-        pos = _skip_ws(text, end)
-        if text.startswith(",", pos):
-            pos = _skip_ws(text, pos + 1)
-        elif text.startswith("]", pos):
-            return records, pos + 1
+    scan, append, size = _SCAN, records.append, len(text)
+    while True:  # the hot loop: one C scan per record, white space is rare
+        try:
+            value, end = scan(text, pos)
+        except StopIteration:
+            raise PageFormatError(f"invalid JSON at char {pos}") from None
+        except (ValueError, RecursionError) as exc:
+            raise PageFormatError(f"invalid JSON at char {pos}: {exc}") from None
+        append((text[pos:end], value))
+        if end < size and text[end] in _WS:
+            end = _skip_ws(text, end)
+        sep = text[end : end + 1]
+        if sep == ",":
+            pos = end + 1
+            if pos < size and text[pos] in _WS:
+                pos = _skip_ws(text, pos)
+        elif sep == "]":
+            return records, end + 1
         else:
-            raise PageFormatError(f"expected ',' or ']' at char {pos}")
+            raise PageFormatError(f"expected ',' or ']' at char {end}")
+
+
+def guess_cursor(body: bytes) -> str | None:
+    """The ``next_cursor`` read from the end of a body without parsing it (a guess).
+
+    Lets the next request start before this page is parsed; the poller checks the guess
+    against the parsed page and discards the early request when they differ.
+    """
+    at = body.rfind(b'"next_cursor"')
+    if at < 0:
+        return None
+    try:
+        text = body[at + 13 :].decode("utf-8").lstrip(_WS)
+        if not text.startswith(":"):
+            return None
+        value, _ = _SCAN(text, len(text) - len(text[1:].lstrip(_WS)))
+    except (UnicodeDecodeError, StopIteration, ValueError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -201,22 +232,54 @@ class TransactionsClient:
             self._conn.close()
             self._conn = None
 
-    def fetch(self, updated_since: str | None, cursor: str | None, limit: int) -> Page:
-        """One page; retries transient failures; raises AuthError, StoppedError or after
-        ``max_retry_time`` ServiceUnavailableError."""
+    def _target(self, updated_since: str | None, cursor: str | None, limit: int) -> str:
         params: dict[str, str | int] = {"limit": limit}
         if updated_since:
             params["updated_since"] = updated_since
         if cursor:
             params["cursor"] = cursor
-        target = f"{self._path}?{urlencode(params)}"
+        return f"{self._path}?{urlencode(params)}"
+
+    def fetch(
+        self,
+        updated_since: str | None,
+        cursor: str | None,
+        limit: int,
+        first_body: bytes | None = None,
+    ) -> Page:
+        """One page; retries transient failures; raises AuthError, StoppedError or after
+        ``max_retry_time`` ServiceUnavailableError.
+
+        ``first_body``: a body already fetched for exactly this request (by
+        ``fetch_body``); it is parsed first, and fetched again only if unreadable.
+        """
+        target = self._target(updated_since, cursor, limit)
+
+        def attempt() -> Page:
+            nonlocal first_body
+            body, first_body = first_body, None
+            if body is None:
+                body = self._get_body(target)
+            try:
+                return parse_page(body)
+            except PageFormatError as exc:
+                raise _Transient(f"unreadable page ({len(body)} bytes): {exc}") from None
+
+        return self._retrying(attempt)
+
+    def fetch_body(self, updated_since: str | None, cursor: str | None, limit: int) -> bytes:
+        """The raw 200 body of one request (not parsed), retried like ``fetch``."""
+        target = self._target(updated_since, cursor, limit)
+        return self._retrying(lambda: self._get_body(target))
+
+    def _retrying(self, attempt_once: Callable[[], T]) -> T:
         first_failure: float | None = None
         attempt = 0
         while True:
             if self._stop.is_set():
                 raise StoppedError("stopping")
             try:
-                return self._get(target)
+                return attempt_once()
             except _Transient as exc:
                 now = time.monotonic()
                 first_failure = now if first_failure is None else first_failure
@@ -240,7 +303,7 @@ class TransactionsClient:
             self._conn = cls(self._host, self._port, timeout=self._timeout)
         return self._conn
 
-    def _get(self, target: str) -> Page:
+    def _get_body(self, target: str) -> bytes:
         try:
             conn = self._connection()
             conn.request("GET", target, headers=self._headers)
@@ -256,10 +319,7 @@ class TransactionsClient:
         if response.will_close:
             self.close()
         if status == 200:
-            try:
-                return parse_page(body)
-            except PageFormatError as exc:
-                raise _Transient(f"unreadable page ({len(body)} bytes): {exc}") from None
+            return body
         if status in (401, 403):
             self.close()
             raise AuthError(

@@ -40,3 +40,47 @@ def murmur2(data: bytes) -> int:
 def partition_for(key: bytes, partitions: int) -> int:
     """Partition of ``key`` among ``partitions``: ``(murmur2(key) & 0x7fffffff) % partitions``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def murmur2_many(keys: list[bytes]) -> list[int]:
+    """``murmur2`` of many keys at once (numpy, keys grouped by length); same results."""
+    import numpy as np
+
+    out = [0] * len(keys)
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    m = np.uint32(_M)
+    for length, where in by_length.items():
+        n = len(where)
+        if n < 16:  # numpy's per-call overhead outweighs the loop for a few keys
+            for i in where:
+                out[i] = murmur2(keys[i])
+            continue
+        data = np.frombuffer(b"".join(keys[i] for i in where), dtype=np.uint8).reshape(n, length)
+        h = np.full(n, (_SEED ^ length) & _MASK, dtype=np.uint32)
+        end = length & ~3
+        if end:
+            blocks = np.ascontiguousarray(data[:, :end]).view("<u4")
+            for j in range(end // 4):
+                k = blocks[:, j] * m
+                k ^= k >> np.uint32(24)
+                k *= m
+                h *= m
+                h ^= k
+        rest = length & 3
+        if rest == 3:
+            h ^= data[:, end + 2].astype(np.uint32) << np.uint32(16)
+        if rest >= 2:
+            h ^= data[:, end + 1].astype(np.uint32) << np.uint32(8)
+        if rest >= 1:
+            h ^= data[:, end].astype(np.uint32)
+            h *= m
+        h ^= h >> np.uint32(13)
+        h *= m
+        h ^= h >> np.uint32(15)
+        if n == len(keys):
+            return list(h.tolist())
+        for i, value in zip(where, h.tolist(), strict=True):
+            out[i] = value
+    return out

@@ -11,19 +11,32 @@ SIGINT) ends the sweep between pages, flushes the producer, saves the checkpoint
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from common.errors import ServiceUnavailableError
 from common.settings import Settings
 from producers.checkpoint import CheckpointStore
-from producers.client import RetryPolicy, StoppedError, TransactionsClient
+from producers.client import (
+    Page,
+    PageFormatError,
+    RetryPolicy,
+    StoppedError,
+    TransactionsClient,
+    guess_cursor,
+    parse_page,
+)
 from producers.publisher import RawPublisher, Router, ensure_topics, format_since, parse_updated_at
 
 log = logging.getLogger(__name__)
+
+SAVE_EVERY = 0.2  # seconds between checkpoint writes during a sweep (and at its end)
 
 
 @dataclass(frozen=True)
@@ -70,9 +83,14 @@ class TransactionPoller:
         )
         self._newest: datetime | None = None  # largest updated_at produced so far
         self._saved: str | None = None
+        self._saved_at = 0.0
 
     def run(self) -> PollStats:
         """Sweep until caught up (``once``) or until stopped; always flush and checkpoint."""
+        # A page is ~1000 fresh, acyclic dicts: the default gen-0 threshold (700) would run
+        # a collection every few records and cost as much as parsing them. This process
+        # is the poller; collecting every 100k allocations is plenty.
+        gc.set_threshold(100_000, 50, 100)
         since = self.checkpoints.load()
         self._saved = since
         self._newest = parse_updated_at(since) if since else None
@@ -113,40 +131,71 @@ class TransactionPoller:
         return self.stats
 
     def _sweep(self) -> None:
+        """Request page N+1 (a worker thread, I/O only) while page N is parsed and produced.
+
+        The next cursor is guessed from the tail of the body so the API works on the next
+        page while we parse this one; a wrong guess (or an unreadable body) discards the
+        early request. A page that was fetched is always published, even on a stop.
+        """
         since = format_since(self._newest) if self._newest else None
-        cursor: str | None = None
+        size = self.options.page_size
         self.stats.sweeps += 1
-        while not self.stop.is_set():
-            started = time.perf_counter()
-            page = self.client.fetch(since, cursor, self.options.page_size)
-            routed = self.router.route(page.records)
-            if routed.max_updated_at is not None and (
-                self._newest is None or routed.max_updated_at > self._newest
-            ):
-                self._newest = routed.max_updated_at
-            if routed.ignored_future:
-                log.warning(
-                    "%d records carry an updated_at more than a day ahead; "
-                    "they do not move the checkpoint",
-                    routed.ignored_future,
-                )
-            checkpoint = format_since(self._newest) if self._newest else None
-            messages = self.publisher.publish(routed, checkpoint)
-            self.stats.pages += 1
-            self.stats.records += routed.records
-            self.stats.messages += messages
-            self._save(self.publisher.acked(), final=False)
-            log.info(
-                "page records=%d messages=%d next_cursor=%s elapsed_ms=%.1f checkpoint=%s",
-                routed.records,
-                messages,
-                (page.next_cursor or "null")[:24],
-                (time.perf_counter() - started) * 1000,
-                self._saved or "-",
+        started = time.perf_counter()
+        cursor: str | None = None
+        body = self.client.fetch_body(since, cursor, size)
+        with ThreadPoolExecutor(1, thread_name_prefix="poll-fetch") as pool:
+            ahead: tuple[str, Future[bytes]] | None = None
+            try:
+                while True:
+                    guess = guess_cursor(body)
+                    if guess is not None and not self.stop.is_set():
+                        ahead = (guess, pool.submit(self.client.fetch_body, since, guess, size))
+                    try:
+                        page = parse_page(body)
+                    except PageFormatError:
+                        ahead = _discard(ahead)  # the client is not shared between threads
+                        page = self.client.fetch(since, cursor, size, first_body=body)
+                    if ahead is not None and ahead[0] != page.next_cursor:
+                        ahead = _discard(ahead)
+                    if ahead is None and page.next_cursor and not self.stop.is_set():
+                        future = pool.submit(self.client.fetch_body, since, page.next_cursor, size)
+                        ahead = (page.next_cursor, future)
+                    self._publish(page, started)
+                    if ahead is None:
+                        return
+                    cursor, body = ahead[0], ahead[1].result()  # StoppedError if stopped
+                    ahead = None
+                    started = time.perf_counter()
+            except BaseException:
+                self.stop.set()  # failing: a request in flight must not keep retrying
+                raise
+
+    def _publish(self, page: Page, started: float) -> None:
+        routed = self.router.route(page.records)
+        if routed.max_updated_at is not None and (
+            self._newest is None or routed.max_updated_at > self._newest
+        ):
+            self._newest = routed.max_updated_at
+        if routed.ignored_future:
+            log.warning(
+                "%d records carry an updated_at more than a day ahead; "
+                "they do not move the checkpoint",
+                routed.ignored_future,
             )
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        checkpoint = format_since(self._newest) if self._newest else None
+        messages = self.publisher.publish(routed, checkpoint)
+        self.stats.pages += 1
+        self.stats.records += routed.records
+        self.stats.messages += messages
+        self._save(self.publisher.acked(), final=False)
+        log.info(
+            "page records=%d messages=%d next_cursor=%s elapsed_ms=%.1f checkpoint=%s",
+            routed.records,
+            messages,
+            (page.next_cursor or "null")[:24],
+            (time.perf_counter() - started) * 1000,
+            self._saved or "-",
+        )
 
     def _finish_sweep(self) -> None:
         self._save(self.publisher.flush(), final=True)
@@ -154,6 +203,10 @@ class TransactionPoller:
     def _save(self, checkpoint: str | None, final: bool) -> None:
         if checkpoint is None or checkpoint == self._saved:
             return
+        now = time.monotonic()
+        if not final and now - self._saved_at < SAVE_EVERY:
+            return  # a kill loses at most SAVE_EVERY of progress: re-read, deduplicated later
+        self._saved_at = now
         try:
             self.checkpoints.save(checkpoint, self.stats.records)
         except ServiceUnavailableError as exc:
@@ -163,3 +216,11 @@ class TransactionPoller:
             return
         self._saved = checkpoint
         self.stats.checkpoint = checkpoint
+
+
+def _discard(ahead: tuple[str, Future[bytes]] | None) -> Any:
+    """Drop an early request: cancel it, or wait for it and ignore what it got; None."""
+    if ahead is not None and not ahead[1].cancel():
+        with contextlib.suppress(Exception):
+            ahead[1].result()
+    return None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,8 +25,9 @@ from typing import Any
 from common.errors import ServiceUnavailableError, TxnpipeError
 from common.kafka import partition_counts
 from common.settings import Settings
-from producers.murmur2 import partition_for
+from producers.murmur2 import murmur2, murmur2_many
 from schemas import readable_id
+from schemas.cleaning import MAX_ID_LENGTH
 from schemas.topics import DLQ, LEDGER, RAW
 
 log = logging.getLogger(__name__)
@@ -118,34 +118,95 @@ class Router:
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._cache: dict[str, int] = {}
+        self._cache: dict[Any, int] = {}  # keyed by the id as served (str or int)
 
     def partition(self, text: str, value: Any) -> int:
-        tid = readable_id(value) if isinstance(value, dict) else None
-        if tid is None:
-            return partition_for(text.encode("utf-8"), self.partitions)
-        cached = self._cache.get(tid)
-        if cached is None:
-            if len(self._cache) > 1_000_000:
-                self._cache.clear()
-            cached = self._cache[tid] = partition_for(tid.encode("utf-8"), self.partitions)
-        return cached
+        """Partition of one record (``route`` does the same for a page at once)."""
+        return self.partitions_of([(text, value)])[0]
 
-    def route(self, records: Iterable[tuple[str, Any]], now: datetime | None = None) -> RoutedPage:
-        batches: dict[int, list[str]] = {}
-        newest: datetime | None = None
+    def partitions_of(self, records: list[tuple[str, Any]]) -> list[int]:
+        """Partition of each record; murmur2 of the cache misses is computed in one go."""
+        cache = self._cache
+        # hot path as comprehensions: the cache is keyed by the id as served (str or int)
+        raws = [v.get("transaction_id") if type(v) is dict else None for _, v in records]
+        found = [cache.get(r) if type(r) is str or type(r) is int else None for r in raws]
+        misses = [i for i, p in enumerate(found) if p is None]
+        if not misses:
+            return found  # type: ignore[return-value]  # no None left
+        keys: list[bytes] = []
+        remember: list[Any] = []  # the id as served, cached once hashed; None: not cached
+        for i in misses:
+            text, value = records[i]
+            raw = raws[i]
+            kind = type(raw)
+            tid: str | None
+            if kind is str:  # readable_id's rule for strings, inlined: trimmed, non-empty
+                tid = str(raw).strip()
+                if not tid or len(tid) > MAX_ID_LENGTH:
+                    tid = None
+            elif kind is int:
+                tid = str(raw)
+            else:
+                tid = readable_id(value)
+            if tid is None:  # no readable id: route by the record's own bytes
+                keys.append(text.encode("utf-8"))
+                remember.append(None)
+            else:
+                keys.append(tid.encode("utf-8"))
+                remember.append(raw if kind is str or kind is int else None)
+        if len(cache) > 1_000_000:
+            cache.clear()
+        n = self.partitions
+        hashes = murmur2_many(keys) if len(keys) > 16 else [murmur2(k) for k in keys]
+        for i, h, raw in zip(misses, hashes, remember, strict=True):
+            partition = (h & 0x7FFFFFFF) % n
+            found[i] = partition
+            if raw is not None:
+                cache[raw] = partition
+        return found  # type: ignore[return-value]
+
+    def route(self, records: list[tuple[str, Any]], now: datetime | None = None) -> RoutedPage:
         latest_allowed = (now or datetime.now(UTC)) + FUTURE_SLACK
-        count = ignored = 0
-        for text, value in records:
-            count += 1
-            batches.setdefault(self.partition(text, value), []).append(text)
-            if isinstance(value, dict):
-                moment = parse_updated_at(value.get("updated_at"))
-                if moment is not None and (newest is None or moment > newest):
-                    if moment > latest_allowed:
-                        ignored += 1
-                    else:
-                        newest = moment
+        lists: list[list[str]] = [[] for _ in range(self.partitions)]
+        for (text, _), partition in zip(records, self.partitions_of(records), strict=True):
+            lists[partition].append(text)
+        batches = {p: texts for p, texts in enumerate(lists) if texts}
+        stamps = [v.get("updated_at") for _, v in records if type(v) is dict]
+        # "YYYY-MM-DDTHH:MM:SS.mmmZ" (the usual form): string order is time order
+        canonical = [
+            s for s in stamps if type(s) is str and len(s) == 24 and s[23] == "Z" and s[10] == "T"
+        ]
+        others: list[Any] = []
+        if len(canonical) < len(stamps):
+            others = [
+                s
+                for s in stamps
+                if s is not None
+                and not (type(s) is str and len(s) == 24 and s[23] == "Z" and s[10] == "T")
+            ]
+        count = len(records)
+        newest: datetime | None = None
+        ignored = 0
+        if canonical:  # parse only the largest; fall back in order if it is unreadable
+            top = max(canonical)
+            candidates = [top] if parse_updated_at(top) is not None else sorted(canonical)[::-1]
+            for stamp in candidates:
+                moment = parse_updated_at(stamp)
+                if moment is None:
+                    continue
+                if moment > latest_allowed:
+                    ignored += 1
+                    continue
+                newest = moment
+                break
+        for stamp in others:
+            moment = parse_updated_at(stamp)
+            if moment is None or (newest is not None and moment <= newest):
+                continue
+            if moment > latest_allowed:
+                ignored += 1
+            else:
+                newest = moment
         return RoutedPage(batches, newest, count, ignored)
 
 
