@@ -252,12 +252,15 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 class RawPublisher:
     """Produces routed pages to the raw topic and tracks which pages are fully acked."""
 
-    def __init__(self, settings: Settings, partitions: int, config: dict[str, Any] | None = None):
-        from confluent_kafka import Producer
+    def __init__(self, settings: Settings, partitions: int, producer: Any = None) -> None:
+        """``producer``: a confluent-kafka ``Producer`` (default: one with ``producer_config``)."""
+        if producer is None:
+            from confluent_kafka import Producer
 
+            producer = Producer(producer_config(settings))
         self.topic = RAW.name(settings.namespace)
         self.partitions = partitions
-        self._producer = Producer(config or producer_config(settings))
+        self._producer = producer
         self._pages: deque[_PageAcks] = deque()
         self._acked: str | None = None
         self._error: str | None = None

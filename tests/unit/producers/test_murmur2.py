@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from producers.murmur2 import murmur2, partition_for
+from producers.murmur2 import murmur2, murmur2_many, partition_for
 
 
 def _signed(value: int) -> int:
@@ -32,3 +32,14 @@ def test_partition_is_positive_modulo() -> None:
     for key in (b"", b"x", b"1000000000001", "ü".encode()):
         assert 0 <= partition_for(key, 6) < 6
     assert partition_for(b"21", 7) == (murmur2(b"21") & 0x7FFFFFFF) % 7
+
+
+def test_murmur2_many_equals_murmur2_for_every_length() -> None:
+    import random
+
+    rng = random.Random(3)
+    keys = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 12))) for _ in range(3000)]
+    keys += [str(1_000_000_000_000 + i * 31).encode() for i in range(500)]
+    assert murmur2_many(keys) == [murmur2(k) for k in keys]
+    same_length = [str(10**12 + i).encode() for i in range(64)]
+    assert murmur2_many(same_length) == [murmur2(k) for k in same_length]

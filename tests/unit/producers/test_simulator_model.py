@@ -171,3 +171,20 @@ def test_truth_matches_a_fold_of_the_cleaned_records() -> None:
 )
 def test_monthly_boundary_follows_mysql(now: datetime, first: date) -> None:
     assert first_month_day(now) == first
+
+
+def test_monthly_boundary_agrees_with_the_shared_answers_module() -> None:
+    """Two independent readings of the seed query's boundary must agree."""
+    from datetime import timedelta
+
+    from schemas.answers import monthly_first_day
+
+    moment = datetime(2027, 12, 30, 0, 0, tzinfo=UTC)
+    for _ in range(800):
+        assert first_month_day(moment) == monthly_first_day(moment), moment
+        moment += timedelta(hours=7, minutes=13, seconds=29)
+    for special in (
+        datetime(2028, 2, 29, 0, 0, tzinfo=UTC),
+        datetime(2028, 3, 1, 0, 0, 1, tzinfo=UTC),
+    ):
+        assert first_month_day(special) == monthly_first_day(special)
