@@ -13,8 +13,9 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -23,7 +24,7 @@ from faust.web import Request, Response, View
 from common.settings import Settings
 from stream_app.fold import RawMessage
 from stream_app.lookups import answer_payload
-from stream_app.processor import BatchProcessor
+from stream_app.processor import BatchProcessor, BatchReport
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,42 @@ log = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 50
 CRASH_EXIT = 70  # an unexpected error: exit WITHOUT acking the batch; a restart redoes it
 MAX_UNEXPECTED = 5
+
+
+@dataclass
+class Totals:
+    """Batches since the last INFO line (one line per LOG_EVERY seconds, not per batch)."""
+
+    LOG_EVERY = 10.0
+    records: int = 0
+    messages: int = 0
+    batches: int = 0
+    steps: dict[str, float] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
+    wait: float = 0.0  # longest time a message waited (producer timestamp -> batch start)
+
+    def add(self, report: BatchReport) -> None:
+        if self.batches == 0:  # measure from the first batch, not from an idle start
+            busy = report.parse_s + report.read_s + report.fold_s + report.apply_s
+            self.since = time.monotonic() - busy - report.publish_s
+        self.records += report.records
+        self.messages += report.messages
+        self.batches += 1
+        for step in ("parse", "read", "fold", "apply", "publish"):
+            self.steps[step] = self.steps.get(step, 0.0) + getattr(report, f"{step}_s")
+        elapsed = time.monotonic() - self.since
+        if elapsed >= self.LOG_EVERY:
+            split = " ".join(f"{k}={v:.2f}s" for k, v in self.steps.items())
+            log.info(
+                "applied %d records in %d messages, %d batches: %.0f records/s "
+                "(%s in %.1fs; longest wait before a batch %.0f ms)",
+                self.records, self.messages, self.batches, self.records / elapsed, split, elapsed,
+                self.wait * 1000,
+            )  # fmt: skip
+            self.wait = 0.0
+            self.records = self.messages = self.batches = 0
+            self.steps.clear()
+            self.since = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -86,6 +123,8 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=True,
         broker_max_poll_records=max(500, options.batch_size),
+        consumer_max_fetch_size=8 * 1024 * 1024,  # poller messages are large JSON arrays
+        stream_buffer_maxsize=max(100, options.batch_size),
     )
     raw_topic = app.topic(
         settings.topic("transactions.raw"),
@@ -97,6 +136,7 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
     stop = threading.Event()
     processor = BatchProcessor(settings, stop=stop)
     unexpected = {"count": 0}
+    totals = Totals()
 
     async def handle(partition: int, messages: list[RawMessage]) -> None:
         while True:
@@ -104,6 +144,7 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
                 report = await asyncio.to_thread(processor.process, partition, messages)
                 unexpected["count"] = 0
                 log.debug("partition=%d %s", partition, report)
+                totals.add(report)
                 return
             except Exception:
                 if stop.is_set():
@@ -126,9 +167,12 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
     async def apply(stream: Any) -> None:
         async for events in stream.take_events(options.batch_size, within=options.within):
             by_partition: dict[int, list[RawMessage]] = defaultdict(list)
+            oldest = time.time()
             for event in events:
                 msg = event.message
                 by_partition[msg.partition].append(RawMessage(msg.offset, msg.key, msg.value))
+                oldest = min(oldest, msg.timestamp or oldest)
+            totals.wait = max(totals.wait, time.time() - oldest)  # produce -> in our hands
             for partition, messages in by_partition.items():
                 messages.sort(key=lambda m: m.offset)
                 await handle(partition, messages)

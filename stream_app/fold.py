@@ -223,9 +223,9 @@ def fold_batch(
                 _add_contribution(fold, outcome)
                 key = txn.transaction_id.encode("utf-8")
                 for message in outcome.messages:
-                    fold.out.append(
-                        OutMessage(LEDGER_KIND, key, message.model_dump_json().encode())
-                    )
+                    # the model's own serializer, minus model_dump_json's Python wrapper
+                    value = message.__pydantic_serializer__.to_json(message)
+                    fold.out.append(OutMessage(LEDGER_KIND, key, value))
     return fold
 
 

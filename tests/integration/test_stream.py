@@ -57,10 +57,23 @@ class Worker:
         self.log = tmp / f"{name}.log"
         env = {**os.environ, "TXNPIPE_NAMESPACE": settings.namespace}
         self.proc = subprocess.Popen(
-            [TXNPIPE, "stream", "--web-port", str(self.port), "--session-timeout", "6",
-             "--batch-size", str(batch_size), "--batch-wait", "0.05", "--no-broker"],
-            env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                TXNPIPE,
+                "stream",
+                "--web-port",
+                str(self.port),
+                "--session-timeout",
+                "6",
+                "--batch-size",
+                str(batch_size),
+                "--batch-wait",
+                "0.05",
+                "--no-broker",
+            ],
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -109,9 +122,14 @@ class RawWriter:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic("transactions.raw")
-        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap,
-                                  "enable.idempotence": True, "linger.ms": 5,
-                                  "message.max.bytes": 4_000_000})  # fmt: skip
+        self.producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "message.max.bytes": 4_000_000,
+            }
+        )
         self.last: dict[int, int] = {}
 
     def _delivered(self, err: Any, msg: Any) -> None:
@@ -144,9 +162,15 @@ def assert_answers(settings: Settings, hist: History, now: datetime) -> None:
 
 def dlq_count(settings: Settings, at_least: int, timeout: float = 30.0) -> int:
     """Count DLQ messages; waits until ``at_least`` are there, then reads to the end."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "t-dlq",
-                         "enable.partition.eof": True, "fetch.queue.backoff.ms": 10,
-                         "fetch.wait.max.ms": 50})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": "t-dlq",
+            "enable.partition.eof": True,
+            "fetch.queue.backoff.ms": 10,
+            "fetch.wait.max.ms": 50,
+        }
+    )
     topic = settings.topic("transactions.dlq")
     consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
     seen, eof = 0, set()
@@ -276,9 +300,10 @@ def test_two_workers_one_killed(stream_env: dict[str, Any]) -> None:
     third = len(msgs) // 3
     writer.write(msgs[:third])
     # both in the group, sharing the partitions
-    wait_for("a rebalance onto both workers", lambda: all(
-        re.search(r"assigned partitions=\[\d", w.log.read_text()) for w in (a, b)
-    ))  # fmt: skip
+    wait_for(
+        "a rebalance onto both workers",
+        lambda: all(re.search(r"assigned partitions=\[\d", w.log.read_text()) for w in (a, b)),
+    )
     client = redis.Redis.from_url(settings.redis_url)
     wait_for(
         "some progress",
