@@ -172,7 +172,7 @@ def test_cli_prints_its_url_and_stops_cleanly_on_sigterm() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TXNPIPE_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "txnpipe", "simulate-api", "--port", "0", "--history-days", "5",
-         "--now", "2026-02-10T08:30:00Z", "--api-key", "k"],
+         "--now", "2026-02-10T08:30:00Z", "--api-key", "k", "--faults", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
@@ -182,6 +182,9 @@ def test_cli_prints_its_url_and_stops_cleanly_on_sigterm() -> None:
         url = line.split()[-1]
         assert _get(f"{url}/_health")[0] == 200
         assert _get(f"{url}/transactions", "k")[0] == 200
+        # another process, same options: the same bytes (no hash randomisation in the history)
+        with start_simulator(SimulatorConfig(history_days=5), now=NOW) as same:
+            assert _sweep(url, "k") == _sweep(same.url)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from common.errors import ConfigError
@@ -71,6 +71,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
     if args.history_days < 0 or args.transactions_per_day < 0 or args.rate < 0:
         raise ConfigError("--history-days, --transactions-per-day and --rate must be >= 0")
+    start = (now or datetime.now(UTC)) - timedelta(days=args.history_days + 60)
+    if start.year < 2000:
+        raise ConfigError("--now minus --history-days must stay after 2000 (CONTRACT §1 dates)")
     if args.customers < 1:
         raise ConfigError("--customers must be at least 1")
     config = SimulatorConfig(
