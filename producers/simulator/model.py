@@ -164,9 +164,13 @@ class HistoryGenerator:
             self._transaction(rng, tid, t0, day, entries)
         return entries
 
+    def _slot(self, k: int) -> int:
+        """Start of live arrival ``k``'s time slot (``1/rate`` seconds wide)."""
+        return self.anchor_ms + 1 + math.ceil(k * 1000 / self.config.rate)
+
     def live_chunk_start(self, chunk: int) -> int:
-        """Creation time of the first live arrival of block ``chunk``."""
-        return self.anchor_ms + math.ceil((chunk * LIVE_CHUNK + 1) * 1000 / self.config.rate)
+        """No arrival of block ``chunk`` is created before this time."""
+        return self._slot(chunk * LIVE_CHUNK)
 
     def live_chunk(self, chunk: int) -> list[Entry]:
         """Live arrivals ``[chunk*LIVE_CHUNK, (chunk+1)*LIVE_CHUNK)`` after the anchor."""
@@ -174,7 +178,8 @@ class HistoryGenerator:
         entries: list[Entry] = []
         for n in range(LIVE_CHUNK):
             k = chunk * LIVE_CHUNK + n
-            t0 = self.anchor_ms + math.ceil((k + 1) * 1000 / self.config.rate)
+            slot = self._slot(k)
+            t0 = slot + rng.randrange(max(1, self._slot(k + 1) - slot))  # random within its slot
             self._transaction(rng, str(LIVE_ID_BASE + k), t0, LIVE_CHUNK_BASE + chunk, entries)
         return entries
 
