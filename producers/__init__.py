@@ -6,6 +6,7 @@ Public surface (imported lazily, so ``txnpipe poll`` never loads aiohttp and
 - ``TransactionPoller``, ``PollerOptions``: ``txnpipe poll``.
 - ``start_simulator``, ``SimulatorConfig``, ``FaultConfig``, ``RunningSimulator``: the API.
 - ``partition_for``: Kafka's murmur2 partitioner (CONTRACT §3 routing).
+- ``checkpoint_info(settings)``: the saved poll position (``txnpipe status``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from producers.checkpoint import checkpoint_info
     from producers.murmur2 import partition_for
     from producers.poller import PollerOptions, TransactionPoller
     from producers.simulator import FaultConfig, RunningSimulator, SimulatorConfig, start_simulator
@@ -26,6 +28,7 @@ _WHERE = {
     "FaultConfig": "producers.simulator",
     "RunningSimulator": "producers.simulator",
     "partition_for": "producers.murmur2",
+    "checkpoint_info": "producers.checkpoint",
 }
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "RunningSimulator",
     "SimulatorConfig",
     "TransactionPoller",
+    "checkpoint_info",
     "partition_for",
     "start_simulator",
 ]

@@ -73,3 +73,26 @@ class CheckpointStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def checkpoint_info(settings: Settings) -> dict[str, Any]:
+    """The saved poll position for ``txnpipe status``: ``updated_since`` (None if never
+    polled), ``saved_at``, ``records_published`` (by the run that saved it), ``api_url``."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        raw = client.get(settings.redis_key("poller", "checkpoint"))
+    finally:
+        client.close()
+    info: dict[str, Any] = {"updated_since": None}
+    if raw is not None:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            return {"updated_since": None, "error": "unreadable checkpoint"}
+        if isinstance(doc, dict):
+            for key in ("updated_since", "saved_at", "records_published", "api_url"):
+                if key in doc:
+                    info[key] = doc[key]
+    return info

@@ -155,6 +155,10 @@ def test_poll_once_with_every_fault_publishes_everything_served(
         if isinstance(rec, dict):
             assert (readable_id(rec), rec.get("updated_at")) in pairs
     assert _checkpoint(topics) is not None
+    from producers import checkpoint_info
+
+    info = checkpoint_info(topics)
+    assert info["updated_since"] == _checkpoint(topics) and info["records_published"] > 0
 
 
 @pytest.mark.parametrize(
