@@ -147,7 +147,9 @@ def main() -> int:
     try:
         texts = all_records(url, args.page_size)  # warms the simulator; the raw runs' input
         for _ in range(args.rounds):  # the machine is shared: alternate, keep the best of each
-            settings = load_settings({"namespace": f"bench{uuid.uuid4().hex[:8]}", "api_url": url})
+            settings = load_settings(
+                {"namespace": f"benchpoll{uuid.uuid4().hex[:8]}", "api_url": url}
+            )
             used.append(settings)
             partitions = ensure_topics(settings)
             # the raw producers write to a topic of their own with the same partition count
