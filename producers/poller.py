@@ -155,6 +155,10 @@ class TransactionPoller:
                     except PageFormatError:
                         ahead = _discard(ahead)  # the client is not shared between threads
                         page = self.client.fetch(since, cursor, size, first_body=body)
+                    if page.next_cursor and page.next_cursor == cursor and not page.records:
+                        # an API that would keep us here forever
+                        log.warning("empty page that points at itself; ending the sweep")
+                        page = Page([], None)
                     if ahead is not None and ahead[0] != page.next_cursor:
                         ahead = _discard(ahead)
                     if ahead is None and page.next_cursor and not self.stop.is_set():
