@@ -109,7 +109,6 @@ def _stream(settings: Settings, snap: Snapshot) -> StageStatus:
         stage.lag = sum(stage.lag_by_partition.values())
         stage.per_minute = _per_minute(settings, settings.topic(LEDGER))
         snap.redis_as_of = _iso_ms(max(fresh) if fresh else None)
-        snap.dead_letters = stats.get("invalid", 0)
         missing = [p for p in ends if p not in watermarks and ends[p] > 0]
         if missing:
             snap.problems.append(f"stream: partitions {missing} have no state in Redis yet")
@@ -186,6 +185,10 @@ def snapshot(settings: Settings, *, reasons: bool = True) -> Snapshot:
         snap.stages.append(stage)
         if stage.error:
             snap.problems.append(f"{stage.name}: {stage.error}")
+    try:
+        snap.dead_letters = sum(end_offsets(settings.kafka_bootstrap, settings.topic(DLQ)).values())
+    except Exception as exc:
+        snap.problems.append(f"dead letters: {type(exc).__name__}: {exc}")
     if reasons:
         with contextlib.suppress(Exception):
             _dead_letter_reasons(settings, snap)
