@@ -78,10 +78,11 @@ def rebuild_all(settings: Settings) -> int:
     store = RedisStore(settings)
     try:
         for partition in range(partitions):
-            restored = aggregates_from_states(
-                restore_partition(settings, partition), settings.counted
-            )
-            outcome = store.install(restored)
+            for _attempt in range(5):
+                restored = restore_partition(settings, partition)
+                outcome = store.install(aggregates_from_states(restored, settings.counted))
+                if outcome != STAGING_LOST:  # 1: ours, 0: a worker rebuilt it first
+                    break
             log.info("replay: partition=%d rebuilt (install=%d)", partition, outcome)
     finally:
         store.close()
