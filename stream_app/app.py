@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,10 +139,17 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
     unexpected = {"count": 0}
     totals = Totals()
 
+    # ONE thread applies every batch: glibc gives each thread its own malloc arena, and a
+    # pool of N threads would grow N arenas to the size of the largest batch.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnpipe-apply")
+
     async def handle(partition: int, messages: list[RawMessage]) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                report = await asyncio.to_thread(processor.process, partition, messages)
+                report = await loop.run_in_executor(
+                    executor, processor.process, partition, messages
+                )
                 unexpected["count"] = 0
                 log.debug("partition=%d %s", partition, report)
                 totals.add(report)

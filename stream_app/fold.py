@@ -82,19 +82,14 @@ class Fold:
         return sum(1 for m in self.out if m.kind == DLQ_KIND)
 
 
+_STRING = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def encode_state(txn: Transaction) -> str:
     """A current version as compact JSON for the ``{ns}:state:{p}`` hash."""
-    return json.dumps(
-        [
-            txn.customer_id,
-            txn.product_category,
-            txn.amount_cents,
-            txn.transaction_date.isoformat(),
-            txn.status,
-            txn.updated_at.isoformat(),
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
+    return (
+        f"[{_STRING(txn.customer_id)},{_STRING(txn.product_category)},{txn.amount_cents},"
+        f'"{txn.transaction_date.isoformat()}","{txn.status}","{txn.updated_at.isoformat()}"]'
     )
 
 

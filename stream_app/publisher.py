@@ -38,6 +38,9 @@ class LedgerPublisher:
                 "queue.buffering.max.messages": 1_000_000,
                 "queue.buffering.max.kbytes": 1_048_576,
                 "compression.type": "none",
+                # a Python callback per acked message costs ~1 µs x 2.6 messages per record:
+                # only failures call back; flush() == 0 with no failure means all acked.
+                "delivery.report.only.error": True,
             }
         )
         self._errors: list[str] = []

@@ -76,9 +76,11 @@ for k = 1, 7 do
   if v ~= 0 then redis.call('HINCRBY', KEYS[7], names[k], v) end
 end
 local i = 17
-for _ = 1, n_state do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  i = i + 2
+local last = 16 + 2 * n_state
+while i <= last do  -- HSET many fields per call (unpack is bounded: chunks of 1000 pairs)
+  local j = math.min(i + 1999, last)
+  redis.call('HSET', KEYS[2], unpack(ARGV, i, j))
+  i = j + 1
 end
 merge(ARGV, i, n_cat, n_cust, n_day)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[8], ARGV[3], ARGV[5]) end
