@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from common.kafka import end_offsets, offsets_for_time
+from common.kafka import committed_offsets, end_offsets, offsets_for_time
 from common.settings import Settings
 
 RAW, LEDGER, DLQ = "transactions.raw", "transactions.ledger", "transactions.dlq"
@@ -102,9 +102,14 @@ def _stream(settings: Settings, snap: Snapshot) -> StageStatus:
         fresh = [int(v) for v in client.hvals(keys.fresh)]
         client.close()
         stage.detail.update(stats)
-        ends = end_offsets(settings.kafka_bootstrap, settings.topic(RAW))
+        raw = settings.topic(RAW)
+        ends = end_offsets(settings.kafka_bootstrap, raw)
+        # a position is the Faust group's committed offset, or past the last applied batch
+        # (a replay rebuilds the watermark from the ledger, which skips batches of duplicates)
+        committed = committed_offsets(settings.kafka_bootstrap, f"{settings.namespace}-stream", raw)
         stage.lag_by_partition = {
-            p: max(end - (watermarks.get(p, -1) + 1), 0) for p, end in ends.items()
+            p: max(end - max(watermarks.get(p, -1) + 1, committed.get(p, 0)), 0)
+            for p, end in ends.items()
         }
         stage.lag = sum(stage.lag_by_partition.values())
         stage.per_minute = _per_minute(settings, settings.topic(LEDGER))

@@ -106,7 +106,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> tuple[list[Stage], Set
         stages.append(
             Stage(
                 f"stream-{i + 1}",
-                ["stream", "--web-port", str(args.web_port + i)],
+                ["stream", "--web-port", str(args.web_port + i if args.web_port else 0)],
                 run_dir / f"stream-{i + 1}.log",
             )
         )
