@@ -101,8 +101,10 @@ def raw_batches(settings: Settings, texts: list[str], page_size: int, partitions
     router = Router(partitions)
     for i in range(0, len(texts), page_size):
         body = ('{"data":[' + ",".join(texts[i : i + page_size]) + '],"next_cursor":null}').encode()
-        routed = router.route(parse_page(body).records)
-        pages.append([(p, v) for p, ts in routed.batches.items() for v in batch_values(ts)])
+        routed = router.route(parse_page(body))
+        pages.append(
+            [(p, v) for p, idx in routed.batches.items() for v in batch_values(routed.page, idx)]
+        )
     producer = Producer(producer_config(settings) | {"client.id": "bench-batches"})
     topic = settings.topic("bench.raw")
     started = time.perf_counter()

@@ -44,11 +44,38 @@ class StoppedError(TxnpipeError):
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One API page: each record's served JSON text with its decoded value, and the cursor."""
+    """One API page: each record's decoded value and where its served text is, and the cursor.
 
-    records: list[tuple[str, Any]]
+    ``source`` is the body itself when it is ASCII (offsets are byte offsets: a record's
+    bytes are a zero-copy slice), else the decoded text (offsets are character offsets).
+    """
+
+    values: list[Any]
+    starts: list[int]
+    ends: list[int]
     next_cursor: str | None
-    status_line: str = "200"
+    source: bytes | str = b""
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def record(self, index: int) -> bytes:
+        """The exact served bytes of record ``index``."""
+        piece = self.source[self.starts[index] : self.ends[index]]
+        return piece.encode("utf-8") if isinstance(piece, str) else piece
+
+    def join(self, indices: list[int]) -> bytes:
+        """A JSON array of the given records, each exactly as served."""
+        starts, ends, source = self.starts, self.ends, self.source
+        if isinstance(source, bytes):
+            view = memoryview(source)
+            return b"[" + b",".join([view[starts[i] : ends[i]] for i in indices]) + b"]"
+        return ("[" + ",".join([source[starts[i] : ends[i]] for i in indices]) + "]").encode()
+
+    @property
+    def records(self) -> list[tuple[str, Any]]:
+        """(served text, value) of every record (convenient, not fast)."""
+        return [(self.record(i).decode("utf-8"), v) for i, v in enumerate(self.values)]
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -67,17 +94,21 @@ def _scan(text: str, pos: int) -> tuple[Any, int]:
     return value, end
 
 
+_Records = tuple[list[Any], list[int], list[int]]
+
+
 def parse_page(body: bytes) -> Page:
-    """Split a page body into records (exact served text + decoded value) and the cursor."""
+    """Split a page body into records (value + exact served span) and the cursor."""
+    ascii_body = body.isascii()
     try:
-        text = body.decode("utf-8")
+        text = body.decode("ascii" if ascii_body else "utf-8")
     except UnicodeDecodeError as exc:
         raise PageFormatError(f"body is not UTF-8 at byte {exc.start}") from None
     pos = _skip_ws(text, 0)
     if not text.startswith("{", pos):
         raise PageFormatError("body is not a JSON object")
     pos = _skip_ws(text, pos + 1)
-    records: list[tuple[str, Any]] | None = None
+    records: _Records | None = None
     cursor: Any = None
     seen_cursor = False
     if text.startswith("}", pos):
@@ -111,25 +142,31 @@ def parse_page(body: bytes) -> Page:
         raise PageFormatError("no 'data' array")
     if not seen_cursor or not (cursor is None or isinstance(cursor, str)):
         raise PageFormatError("no 'next_cursor' (string or null)")
-    return Page(records, cursor or None)
+    values, starts, ends = records
+    return Page(values, starts, ends, cursor or None, body if ascii_body else text)
 
 
-def _scan_records(text: str, pos: int) -> tuple[list[tuple[str, Any]], int]:
+def _scan_records(text: str, pos: int) -> tuple[_Records, int]:
     if not text.startswith("[", pos):
         raise PageFormatError("'data' is not an array")
     pos = _skip_ws(text, pos + 1)
-    records: list[tuple[str, Any]] = []
+    values: list[Any] = []
+    starts: list[int] = []
+    ends: list[int] = []
     if text.startswith("]", pos):
-        return records, pos + 1
-    scan, append, size = _SCAN, records.append, len(text)
-    while True:  # the hot loop: one C scan per record, white space is rare
+        return (values, starts, ends), pos + 1
+    scan, size = _SCAN, len(text)
+    add_value, add_start, add_end = values.append, starts.append, ends.append
+    while True:  # the hot loop: one C scan per record, no copies, white space is rare
         try:
             value, end = scan(text, pos)
         except StopIteration:
             raise PageFormatError(f"invalid JSON at char {pos}") from None
         except (ValueError, RecursionError) as exc:
             raise PageFormatError(f"invalid JSON at char {pos}: {exc}") from None
-        append((text[pos:end], value))
+        add_value(value)
+        add_start(pos)
+        add_end(end)
         if end < size and text[end] in _WS:
             end = _skip_ws(text, end)
         sep = text[end : end + 1]
@@ -138,7 +175,7 @@ def _scan_records(text: str, pos: int) -> tuple[list[tuple[str, Any]], int]:
             if pos < size and text[pos] in _WS:
                 pos = _skip_ws(text, pos)
         elif sep == "]":
-            return records, end + 1
+            return (values, starts, ends), end + 1
         else:
             raise PageFormatError(f"expected ',' or ']' at char {end}")
 

@@ -43,21 +43,35 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 
 def murmur2_many(keys: list[bytes]) -> list[int]:
-    """``murmur2`` of many keys at once (numpy, keys grouped by length); same results."""
+    """``murmur2`` of many keys at once (numpy over keys of a common length); same results."""
+    return _many(keys, None)
+
+
+def partitions_many(keys: list[bytes], partitions: int) -> list[int]:
+    """``partition_for`` of many keys at once."""
+    return _many(keys, partitions)
+
+
+def _many(keys: list[bytes], partitions: int | None) -> list[int]:
     import numpy as np
 
+    lengths = [len(k) for k in keys]
     out = [0] * len(keys)
-    by_length: dict[int, list[int]] = {}
-    for i, key in enumerate(keys):
-        by_length.setdefault(len(key), []).append(i)
+    pending = list(range(len(keys)))
     m = np.uint32(_M)
-    for length, where in by_length.items():
+    while pending:
+        # the commonest length goes through numpy; the rest loops until few are left
+        length = max(set(lengths[i] for i in pending[:64]), key=lambda n: lengths.count(n))
+        where = [i for i in pending if lengths[i] == length]
+        pending = [i for i in pending if lengths[i] != length]
+        if len(where) < 16:
+            for i in where + pending:
+                hashed = murmur2(keys[i])
+                out[i] = hashed if partitions is None else (hashed & 0x7FFFFFFF) % partitions
+            return out
         n = len(where)
-        if n < 16:  # numpy's per-call overhead outweighs the loop for a few keys
-            for i in where:
-                out[i] = murmur2(keys[i])
-            continue
-        data = np.frombuffer(b"".join(keys[i] for i in where), dtype=np.uint8).reshape(n, length)
+        data = np.frombuffer(b"".join([keys[i] for i in where]), dtype=np.uint8)
+        data = data.reshape(n, length)
         h = np.full(n, (_SEED ^ length) & _MASK, dtype=np.uint32)
         end = length & ~3
         if end:
@@ -79,8 +93,11 @@ def murmur2_many(keys: list[bytes]) -> list[int]:
         h ^= h >> np.uint32(13)
         h *= m
         h ^= h >> np.uint32(15)
+        if partitions is not None:
+            h = (h & np.uint32(0x7FFFFFFF)) % np.uint32(partitions)
+        values = h.tolist()
         if n == len(keys):
-            return list(h.tolist())
-        for i, value in zip(where, h.tolist(), strict=True):
+            return list(values)
+        for i, value in zip(where, values, strict=True):
             out[i] = value
     return out

@@ -158,7 +158,7 @@ class TransactionPoller:
                     if page.next_cursor and page.next_cursor == cursor and not page.records:
                         # an API that would keep us here forever
                         log.warning("empty page that points at itself; ending the sweep")
-                        page = Page([], None)
+                        page = Page([], [], [], None)
                     if ahead is not None and ahead[0] != page.next_cursor:
                         ahead = _discard(ahead)
                     if ahead is None and page.next_cursor and not self.stop.is_set():
@@ -175,7 +175,7 @@ class TransactionPoller:
                 raise
 
     def _publish(self, page: Page, started: float) -> None:
-        routed = self.router.route(page.records)
+        routed = self.router.route(page)
         if routed.max_updated_at is not None and (
             self._newest is None or routed.max_updated_at > self._newest
         ):

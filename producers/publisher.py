@@ -25,7 +25,8 @@ from typing import Any
 from common.errors import ServiceUnavailableError, TxnpipeError
 from common.kafka import partition_counts
 from common.settings import Settings
-from producers.murmur2 import murmur2, murmur2_many
+from producers.client import Page
+from producers.murmur2 import partitions_many
 from schemas import readable_id
 from schemas.cleaning import MAX_ID_LENGTH
 from schemas.topics import DLQ, LEDGER, RAW
@@ -105,12 +106,18 @@ def format_since(moment: datetime) -> str:
 
 @dataclass
 class RoutedPage:
-    """One page split by partition, with the largest readable ``updated_at`` in it."""
+    """One page split by partition (record indices, in page order), with the largest
+    readable ``updated_at`` in it."""
 
-    batches: dict[int, list[str]]
+    page: Page
+    batches: dict[int, list[int]]
     max_updated_at: datetime | None
     records: int
     ignored_future: int = 0
+
+    def texts(self, partition: int) -> list[str]:
+        """The served texts of one partition's records (tests, logs)."""
+        return [self.page.record(i).decode("utf-8") for i in self.batches.get(partition, [])]
 
 
 class Router:
@@ -120,58 +127,49 @@ class Router:
         self.partitions = partitions
         self._cache: dict[Any, int] = {}  # keyed by the id as served (str or int)
 
-    def partition(self, text: str, value: Any) -> int:
-        """Partition of one record (``route`` does the same for a page at once)."""
-        return self.partitions_of([(text, value)])[0]
+    def partitions_of(self, page: Page) -> list[int]:
+        """Partition of each record; murmur2 of the cache misses is computed in one go.
 
-    def partitions_of(self, records: list[tuple[str, Any]]) -> list[int]:
-        """Partition of each record; murmur2 of the cache misses is computed in one go."""
+        Written as comprehensions over the page: this runs for every record polled.
+        """
         cache = self._cache
-        # hot path as comprehensions: the cache is keyed by the id as served (str or int)
-        raws = [v.get("transaction_id") if type(v) is dict else None for _, v in records]
+        values = page.values
+        # the cache is keyed by the id as served (str or int; bool is not an int here)
+        raws = [v.get("transaction_id") if type(v) is dict else None for v in values]
         found = [cache.get(r) if type(r) is str or type(r) is int else None for r in raws]
         misses = [i for i, p in enumerate(found) if p is None]
         if not misses:
             return found  # type: ignore[return-value]  # no None left
-        keys: list[bytes] = []
-        remember: list[Any] = []  # the id as served, cached once hashed; None: not cached
-        for i in misses:
-            text, value = records[i]
-            raw = raws[i]
-            kind = type(raw)
-            tid: str | None
-            if kind is str:  # readable_id's rule for strings, inlined: trimmed, non-empty
-                tid = str(raw).strip()
-                if not tid or len(tid) > MAX_ID_LENGTH:
-                    tid = None
-            elif kind is int:
-                tid = str(raw)
-            else:
-                tid = readable_id(value)
+        miss_raws = [raws[i] for i in misses]
+        # readable_id's rules, inlined for the usual cases: a string trimmed, an int's digits
+        keys: list[bytes | None] = [
+            r.strip().encode() if type(r) is str else str(r).encode() if type(r) is int else None
+            for r in miss_raws
+        ]
+        remember = [r if type(r) is str or type(r) is int else None for r in miss_raws]
+        odd = [j for j, k in enumerate(keys) if not k or len(k) > MAX_ID_LENGTH]
+        for j in odd:  # blank, too long (or non-ASCII), or not a str/int: the exact rule
+            tid = readable_id(values[misses[j]])
             if tid is None:  # no readable id: route by the record's own bytes
-                keys.append(text.encode("utf-8"))
-                remember.append(None)
+                keys[j] = page.record(misses[j])
+                remember[j] = None
             else:
-                keys.append(tid.encode("utf-8"))
-                remember.append(raw if kind is str or kind is int else None)
+                keys[j] = tid.encode("utf-8")
         if len(cache) > 1_000_000:
             cache.clear()
-        n = self.partitions
-        hashes = murmur2_many(keys) if len(keys) > 16 else [murmur2(k) for k in keys]
-        for i, h, raw in zip(misses, hashes, remember, strict=True):
-            partition = (h & 0x7FFFFFFF) % n
+        partitions = partitions_many(keys, self.partitions)  # type: ignore[arg-type]
+        for i, partition in zip(misses, partitions, strict=True):
             found[i] = partition
-            if raw is not None:
-                cache[raw] = partition
+        cache.update((r, p) for r, p in zip(remember, partitions, strict=True) if r is not None)
         return found  # type: ignore[return-value]
 
-    def route(self, records: list[tuple[str, Any]], now: datetime | None = None) -> RoutedPage:
+    def route(self, page: Page, now: datetime | None = None) -> RoutedPage:
         latest_allowed = (now or datetime.now(UTC)) + FUTURE_SLACK
-        lists: list[list[str]] = [[] for _ in range(self.partitions)]
-        for (text, _), partition in zip(records, self.partitions_of(records), strict=True):
-            lists[partition].append(text)
-        batches = {p: texts for p, texts in enumerate(lists) if texts}
-        stamps = [v.get("updated_at") for _, v in records if type(v) is dict]
+        lists: list[list[int]] = [[] for _ in range(self.partitions)]
+        for index, partition in enumerate(self.partitions_of(page)):
+            lists[partition].append(index)
+        batches = {p: indices for p, indices in enumerate(lists) if indices}
+        stamps = [v.get("updated_at") for v in page.values if type(v) is dict]
         # "YYYY-MM-DDTHH:MM:SS.mmmZ" (the usual form): string order is time order
         canonical = [
             s for s in stamps if type(s) is str and len(s) == 24 and s[23] == "Z" and s[10] == "T"
@@ -184,7 +182,7 @@ class Router:
                 if s is not None
                 and not (type(s) is str and len(s) == 24 and s[23] == "Z" and s[10] == "T")
             ]
-        count = len(records)
+        count = len(page)
         newest: datetime | None = None
         ignored = 0
         if canonical:  # parse only the largest; fall back in order if it is unreadable
@@ -207,23 +205,27 @@ class Router:
                 ignored += 1
             else:
                 newest = moment
-        return RoutedPage(batches, newest, count, ignored)
+        return RoutedPage(page, batches, newest, count, ignored)
 
 
-def batch_values(texts: list[str]) -> list[bytes]:
+def batch_values(page: Page, indices: list[int]) -> list[bytes]:
     """JSON array messages of the records' served texts, each under ``MAX_BATCH_BYTES``."""
+    starts, ends = page.starts, page.ends
+    total = sum(ends[i] - starts[i] + 1 for i in indices) + 1
+    if total <= MAX_BATCH_BYTES or len(indices) == 1:
+        return [page.join(indices)]
     values: list[bytes] = []
-    chunk: list[str] = []
+    chunk: list[int] = []
     size = 2
-    for text in texts:
-        length = len(text) + 1
+    for i in indices:
+        length = ends[i] - starts[i] + 1
         if chunk and size + length > MAX_BATCH_BYTES:
-            values.append(("[" + ",".join(chunk) + "]").encode("utf-8"))
+            values.append(page.join(chunk))
             chunk, size = [], 2
-        chunk.append(text)
+        chunk.append(i)
         size += length
     if chunk:
-        values.append(("[" + ",".join(chunk) + "]").encode("utf-8"))
+        values.append(page.join(chunk))
     return values
 
 
@@ -266,12 +268,12 @@ class RawPublisher:
         self._error: str | None = None
         self.messages = 0
 
-    def publish(self, page: RoutedPage, checkpoint: str | None) -> int:
+    def publish(self, routed: RoutedPage, checkpoint: str | None) -> int:
         """Produce one page; ``checkpoint`` becomes safe once it and all before are acked."""
         values = [
             (partition, value)
-            for partition, texts in sorted(page.batches.items())
-            for value in batch_values(texts)
+            for partition, indices in sorted(routed.batches.items())
+            for value in batch_values(routed.page, indices)
         ]
         acks = _PageAcks(checkpoint, len(values))
         self._pages.append(acks)
