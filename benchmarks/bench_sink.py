@@ -1,4 +1,4 @@
-"""MySQL sink throughput beside ``LOAD DATA LOCAL INFILE`` of the same rows (same machine, same run).
+"""MySQL sink rows/s beside ``LOAD DATA LOCAL INFILE`` of the same rows (same machine, same run).
 
     .venv/bin/python benchmarks/bench_sink.py [--transactions 100000] [--batch-messages 20000]
 
@@ -18,10 +18,8 @@ between two batch commits under this steady load (target <= 1 s).
 
 from __future__ import annotations
 
-# mysql-connector's C extension must load before confluent-kafka imports ssl.
-import _mysql_connector  # noqa: F401, I001
-
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -31,17 +29,20 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+# mysql-connector's C extension must load before confluent-kafka imports ssl.
+import _mysql_connector  # noqa: F401
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import mysql.connector  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient  # noqa: E402
+import mysql.connector
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
-from common.services import ensure_broker  # noqa: E402
-from common.settings import Settings, load_settings  # noqa: E402
-from schemas import Transaction, apply_change  # noqa: E402
-from sinks import db, schema  # noqa: E402
-from sinks.runner import SinkRunner, ensure_topics  # noqa: E402
+from common.services import ensure_broker
+from common.settings import Settings, load_settings
+from schemas import Transaction, apply_change
+from sinks import db, schema
+from sinks.runner import SinkRunner, ensure_topics
 
 TABLES = (schema.LEDGER, schema.VERSIONS, schema.CURRENT)
 
@@ -197,7 +198,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args()
     logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=os.environ.get("BENCH_LOG", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     settings = load_settings({"namespace": namespace, "mysql_database": f"txnpipe_{namespace}"})
@@ -242,10 +244,12 @@ def main() -> int:
             f"{len(runner.commit_times)} batches, longest gap between commits {max(gaps):.2f}s"
         )
         print(
-            f"LOAD DATA LOCAL INFILE (ceiling):   {ld_rows} rows in {ld_seconds:.2f}s = {ld_rate:,.0f} rows/s"
+            f"LOAD DATA LOCAL INFILE (ceiling):   {ld_rows} rows in {ld_seconds:.2f}s = "
+            f"{ld_rate:,.0f} rows/s"
         )
         print(
-            f"multi-row INSERT alone (2000 rows): {ins_rows} rows in {ins_seconds:.2f}s = {ins_rate:,.0f} rows/s "
+            f"multi-row INSERT alone (2000 rows): {ins_rows} rows in {ins_seconds:.2f}s = "
+            f"{ins_rate:,.0f} rows/s "
             f"({ins_rate / ld_rate:.0%} of LOAD DATA)"
         )
         print(f"ratio sink / LOAD DATA = {sink_rate / ld_rate:.0%} (target >= 50%)")
@@ -258,10 +262,8 @@ def main() -> int:
             for future in admin.delete_topics(
                 [settings.topic("transactions.ledger"), settings.topic("transactions.dlq")]
             ).values():
-                try:
+                with contextlib.suppress(Exception):
                     future.result(10)
-                except Exception:  # noqa: BLE001 - best effort clean-up
-                    pass
     return 0
 
 

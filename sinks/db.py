@@ -58,8 +58,21 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, MySQLError) and getattr(exc, "errno", None) in TRANSIENT_ERRNOS
 
 
-def connect(settings: Settings, *, database: bool = True, autocommit: bool = False) -> Any:
-    """A C-extension connection in UTC and strict mode; ServiceUnavailableError when down."""
+def connect(
+    settings: Settings,
+    *,
+    database: bool = True,
+    autocommit: bool = False,
+    infile_dir: str | None = None,
+) -> Any:
+    """A C-extension connection in UTC and strict mode; ServiceUnavailableError when down.
+
+    ``infile_dir``: the only directory ``LOAD DATA LOCAL INFILE`` may read from (the
+    server cannot ask this client for any other file).
+    """
+    extra: dict[str, Any] = {}
+    if infile_dir is not None:
+        extra["allow_local_infile_in_path"] = infile_dir
     try:
         conn = mysql.connector.connect(
             host=settings.mysql_host,
@@ -72,6 +85,7 @@ def connect(settings: Settings, *, database: bool = True, autocommit: bool = Fal
             collation="utf8mb4_bin",
             allow_local_infile=False,
             connection_timeout=10,
+            **extra,
         )
     except MySQLError as exc:
         if getattr(exc, "errno", None) == errorcode.ER_BAD_DB_ERROR and database:
@@ -137,6 +151,15 @@ def ensure_database(settings: Settings) -> None:
         cur.close()
     finally:
         conn.close()
+
+
+def local_infile_enabled(conn: Any) -> bool:
+    """Whether the server accepts ``LOAD DATA LOCAL INFILE`` (MySQL 8 ships with it OFF)."""
+    cur = conn.cursor()
+    cur.execute("SELECT @@GLOBAL.local_infile")
+    row = cur.fetchone()
+    cur.close()
+    return bool(row and int(row[0]))
 
 
 def dialect_of(conn: Any) -> Dialect:

@@ -80,7 +80,7 @@ def wait_for(condition: Any, what: str, deadline: float = DEADLINE) -> Any:
     raise AssertionError(f"timed out waiting for {what}; last: {str(last)[:2000]}")
 
 
-def test_run_then_replay_then_status(services: Settings, tmp_path: Path) -> None:
+def test_run_replay_rules_change_and_status(services: Settings, tmp_path: Path) -> None:
     config = SimulatorConfig(
         seed=11, history_days=90, transactions_per_day=25, rate=0.0, customers=300
     )
@@ -101,6 +101,15 @@ def test_run_then_replay_then_status(services: Settings, tmp_path: Path) -> None
         "TXNPIPE_STATE_DIR": str(tmp_path),
         "TXNPIPE_PARTITIONS": "3",
     }
+
+    def truth(counted: frozenset[str] | None = None) -> dict[str, Any]:
+        return expected(sim.truth(counted=counted, include_transactions=False))
+
+    def converged(env: dict[str, str], counted: frozenset[str] | None = None) -> Any:
+        want = truth(counted)
+        got = {"redis": answers("redis", env), "mysql": answers("mysql", env)}
+        return True if got["redis"] == want and got["mysql"] == want else {"truth": want, **got}
+
     run = subprocess.Popen(
         [sys.executable, "-m", "txnpipe", "run", "--no-view", "--web-port", "0"],
         env=env,
@@ -109,23 +118,18 @@ def test_run_then_replay_then_status(services: Settings, tmp_path: Path) -> None
         text=True,
     )
     try:
-
-        def converged() -> Any:
-            truth = expected(sim.truth(include_transactions=False))
-            got = {"redis": answers("redis", env), "mysql": answers("mysql", env)}
-            return (
-                True if got["redis"] == truth and got["mysql"] == truth else {"truth": truth, **got}
-            )
-
         wait_for(
-            lambda: (
-                bool(sim.truth(include_transactions=False)["categories"]) or "no data served yet"
-            ),
+            lambda: bool(truth()["categories"]) or "no data served yet",
             "the poller to read the API",
         )
-        wait_for(converged, "Redis and MySQL to equal the simulator's truth")
-        truth_before = expected(sim.truth(include_transactions=False))
+        wait_for(lambda: converged(env), "Redis and MySQL to equal the simulator's truth")
+        truth_before = truth()
         assert truth_before["categories"] and truth_before["top-customers"]
+
+        # a replay while the pipeline runs neither loses nor doubles anything
+        replay = txnpipe("replay", "--from-beginning", "--target", "all", env=env, timeout=300)
+        assert replay.returncode == 0, replay.stderr[-3000:]
+        wait_for(lambda: converged(env), "the answers to settle after a replay while running")
     finally:
         run.send_signal(signal.SIGINT)
         output, _ = run.communicate(timeout=90)
@@ -136,10 +140,19 @@ def test_run_then_replay_then_status(services: Settings, tmp_path: Path) -> None
         deadline=30,
     )
 
+    # idempotent: a replay of a stopped pipeline gives the same answers again
     replay = txnpipe("replay", "--from-beginning", "--target", "all", env=env, timeout=300)
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert answers("redis", env) == truth_before
     assert answers("mysql", env) == truth_before
+
+    # a change of rules (pending no longer counted) takes effect through a replay
+    approved_only = frozenset({"approved"})
+    assert truth(approved_only) != truth_before
+    strict_env = {**env, "TXNPIPE_COUNTED_STATUSES": "approved"}
+    replay = txnpipe("replay", "--from-beginning", "--target", "all", env=strict_env, timeout=300)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert converged(strict_env, approved_only) is True
 
     status = txnpipe("status", "--json", env=env, timeout=120)
     report = json.loads(status.stdout)
@@ -149,4 +162,8 @@ def test_run_then_replay_then_status(services: Settings, tmp_path: Path) -> None
     assert {s["name"] for s in report["stages"]} == {"poller", "stream", "sink"}
     lags = {s["name"]: s["lag"] for s in report["stages"]}
     assert lags["stream"] == 0 and lags["sink"] == 0, status.stdout[-3000:]
+    assert (
+        report["dead_letters"]
+        >= sim.truth(include_transactions=False)["served"]["invalid_distinct"]
+    )
     sim.stop()

@@ -239,7 +239,7 @@ def test_dirty_history_and_poison_match_truth(stream_env: dict[str, Any]) -> Non
     assert worker.stop() == 0
 
 
-def test_repeated_sigkill_mid_stream(stream_env: dict[str, Any]) -> None:
+def test_sigterm_then_repeated_sigkill_mid_stream(stream_env: dict[str, Any]) -> None:
     settings: Settings = stream_env["settings"]
     now = now_hour()
     hist = generate(12, 2000, now=now)
@@ -253,7 +253,10 @@ def test_repeated_sigkill_mid_stream(stream_env: dict[str, Any]) -> None:
         writer.write(sorted(chunk, key=lambda m: m[0]))
         before = int(client.hget(stats_key, "messages") or 0)
         wait_for("some progress", lambda b=before: int(client.hget(stats_key, "messages") or 0) > b)
-        worker.kill()  # SIGKILL mid-stream, between any two steps
+        if n == 0:
+            assert worker.stop() == 0  # SIGTERM mid-stream: the batch in flight finishes
+        else:
+            worker.kill()  # SIGKILL mid-stream, between any two steps
     worker = start(stream_env, "final")
     writer.write(sorted(chunks[3], key=lambda m: m[0]))
     wait_for("the worker to catch up", caught_up(settings, writer.last))
