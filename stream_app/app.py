@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # freshness. 50 ms bounds it; a real Kafka answers as soon as data arrives either way.
 FETCH_MAX_WAIT_MS = 50
 CRASH_EXIT = 70  # an unexpected error: exit WITHOUT acking the batch; a restart redoes it
+SHUTDOWN_GRACE = 120.0  # seconds a batch in flight at shutdown may take to finish
 MAX_UNEXPECTED = 5
 
 
@@ -143,20 +144,32 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
     # pool of N threads would grow N arenas to the size of the largest batch.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnpipe-apply")
 
+    def finish_or_die(work: Future[BatchReport], partition: int) -> None:
+        """Shutting down mid-batch: Faust acks (and commits) the batch once the agent
+        returns, so the batch must be applied first; if it cannot be, exit unacked."""
+        try:
+            work.result(timeout=SHUTDOWN_GRACE)
+        except Exception as exc:
+            log.critical("partition=%d: batch unfinished at shutdown (%s); exiting unacked",
+                         partition, exc)  # fmt: skip
+            os._exit(CRASH_EXIT)
+
     async def handle(partition: int, messages: list[RawMessage]) -> None:
-        loop = asyncio.get_running_loop()
         while True:
+            work = executor.submit(processor.process, partition, messages)
             try:
-                report = await loop.run_in_executor(
-                    executor, processor.process, partition, messages
-                )
+                # shielded: a cancelled agent must not cancel a batch half-way through
+                report = await asyncio.shield(asyncio.wrap_future(work))
                 unexpected["count"] = 0
                 log.debug("partition=%d %s", partition, report)
                 totals.add(report)
                 return
+            except asyncio.CancelledError:
+                finish_or_die(work, partition)
+                raise
             except Exception:
                 if stop.is_set():
-                    raise
+                    finish_or_die(work, partition)  # it failed: exits without acking
                 unexpected["count"] += 1
                 log.exception("partition=%d: batch failed unexpectedly", partition)
                 if unexpected["count"] >= MAX_UNEXPECTED:
