@@ -24,7 +24,6 @@ from common.errors import ServiceUnavailableError
 from common.settings import Settings
 from producers.checkpoint import CheckpointStore
 from producers.client import (
-    Page,
     PageFormatError,
     RetryPolicy,
     StoppedError,
@@ -32,7 +31,15 @@ from producers.client import (
     guess_cursor,
     parse_page,
 )
-from producers.publisher import RawPublisher, Router, ensure_topics, format_since, parse_updated_at
+from producers.publisher import (
+    PreparedPage,
+    RawPublisher,
+    Router,
+    ensure_topics,
+    format_since,
+    parse_updated_at,
+    prepare,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +140,9 @@ class TransactionPoller:
     def _sweep(self) -> None:
         """Request page N+1 (a worker thread, I/O only) while page N is parsed and produced.
 
-        The next cursor is guessed from the tail of the body so the API works on the next
-        page while we parse this one; a wrong guess (or an unreadable body) discards the
-        early request. A page that was fetched is always published, even on a stop.
+        The next cursor is guessed from the tail of a body so its request starts before
+        the body is parsed; a wrong guess (or an unreadable body) discards the early
+        request. A page that was fetched is always published, even on a stop.
         """
         since = format_since(self._newest) if self._newest else None
         size = self.options.page_size
@@ -151,19 +158,20 @@ class TransactionPoller:
                     if guess is not None and not self.stop.is_set():
                         ahead = (guess, pool.submit(self.client.fetch_body, since, guess, size))
                     try:
-                        page = parse_page(body)
+                        page = prepare(self.router, parse_page(body))
                     except PageFormatError:
                         ahead = _discard(ahead)  # the client is not shared between threads
-                        page = self.client.fetch(since, cursor, size, first_body=body)
-                    if page.next_cursor and page.next_cursor == cursor and not page.records:
+                        parsed = self.client.fetch(since, cursor, size, first_body=body)
+                        page = prepare(self.router, parsed)
+                    nxt = page.next_cursor
+                    if nxt and nxt == cursor and not page.records:
                         # an API that would keep us here forever
                         log.warning("empty page that points at itself; ending the sweep")
-                        page = Page([], [], [], None)
-                    if ahead is not None and ahead[0] != page.next_cursor:
+                        nxt = page.next_cursor = None
+                    if ahead is not None and ahead[0] != nxt:
                         ahead = _discard(ahead)
-                    if ahead is None and page.next_cursor and not self.stop.is_set():
-                        future = pool.submit(self.client.fetch_body, since, page.next_cursor, size)
-                        ahead = (page.next_cursor, future)
+                    if ahead is None and nxt and not self.stop.is_set():
+                        ahead = (nxt, pool.submit(self.client.fetch_body, since, nxt, size))
                     self._publish(page, started)
                     if ahead is None:
                         return
@@ -174,27 +182,26 @@ class TransactionPoller:
                 self.stop.set()  # failing: a request in flight must not keep retrying
                 raise
 
-    def _publish(self, page: Page, started: float) -> None:
-        routed = self.router.route(page)
-        if routed.max_updated_at is not None and (
-            self._newest is None or routed.max_updated_at > self._newest
+    def _publish(self, page: PreparedPage, started: float) -> None:
+        if page.max_updated_at is not None and (
+            self._newest is None or page.max_updated_at > self._newest
         ):
-            self._newest = routed.max_updated_at
-        if routed.ignored_future:
+            self._newest = page.max_updated_at
+        if page.ignored_future:
             log.warning(
                 "%d records carry an updated_at more than a day ahead; "
                 "they do not move the checkpoint",
-                routed.ignored_future,
+                page.ignored_future,
             )
         checkpoint = format_since(self._newest) if self._newest else None
-        messages = self.publisher.publish(routed, checkpoint)
+        messages = self.publisher.publish(page, checkpoint)
         self.stats.pages += 1
-        self.stats.records += routed.records
+        self.stats.records += page.records
         self.stats.messages += messages
         self._save(self.publisher.acked(), final=False)
         log.info(
             "page records=%d messages=%d next_cursor=%s elapsed_ms=%.1f checkpoint=%s",
-            routed.records,
+            page.records,
             messages,
             (page.next_cursor or "null")[:24],
             (time.perf_counter() - started) * 1000,

@@ -229,6 +229,31 @@ def batch_values(page: Page, indices: list[int]) -> list[bytes]:
     return values
 
 
+@dataclass
+class PreparedPage:
+    """A page ready to produce: (partition, JSON-array value) messages and what the poller
+    needs to know about it."""
+
+    messages: list[tuple[int, bytes]]
+    max_updated_at: datetime | None
+    records: int
+    ignored_future: int
+    next_cursor: str | None
+
+
+def prepare(router: Router, page: Page) -> PreparedPage:
+    """Route a parsed page and build its messages."""
+    routed = router.route(page)
+    messages = [
+        (partition, value)
+        for partition, indices in sorted(routed.batches.items())
+        for value in batch_values(page, indices)
+    ]
+    return PreparedPage(
+        messages, routed.max_updated_at, routed.records, routed.ignored_future, page.next_cursor
+    )
+
+
 class _PageAcks:
     __slots__ = ("checkpoint", "pending")
 
@@ -268,13 +293,9 @@ class RawPublisher:
         self._error: str | None = None
         self.messages = 0
 
-    def publish(self, routed: RoutedPage, checkpoint: str | None) -> int:
+    def publish(self, page: PreparedPage, checkpoint: str | None) -> int:
         """Produce one page; ``checkpoint`` becomes safe once it and all before are acked."""
-        values = [
-            (partition, value)
-            for partition, indices in sorted(routed.batches.items())
-            for value in batch_values(routed.page, indices)
-        ]
+        values = page.messages
         acks = _PageAcks(checkpoint, len(values))
         self._pages.append(acks)
 

@@ -62,6 +62,26 @@ def _poll(settings: Settings, url: str, *extra: str, key: str = KEY, timeout: fl
     )  # fmt: skip
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]  # noqa: SIM115
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _checkpoint(settings: Settings) -> str | None:
     import redis
 
@@ -187,8 +207,14 @@ def test_sigkill_mid_sweep_then_restart_loses_nothing(
             else:
                 pytest.fail("the poller made no progress")
         finally:
+            children = _children(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
+        # nothing the poller started may outlive it
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in children if _alive(pid)]
         checkpoints.append(current)
     assert checkpoints == sorted(checkpoints)  # each restart resumed, none went back
     served_before = len(simulator.served_records())

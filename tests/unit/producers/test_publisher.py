@@ -9,7 +9,7 @@ import pytest
 from common.errors import TxnpipeError
 from common.settings import load_settings
 from producers.client import parse_page
-from producers.publisher import RawPublisher, Router
+from producers.publisher import RawPublisher, Router, prepare
 
 
 class FakeProducer:
@@ -40,7 +40,7 @@ def _page(router: Router, n: int, start: int) -> Any:
     texts = [f'{{"transaction_id":"{start + i}","updated_at":"2026-01-01T00:00:0{i}.000Z"}}'
              for i in range(n)]  # fmt: skip
     body = ('{"data":[' + ",".join(texts) + '],"next_cursor":null}').encode()
-    return router.route(parse_page(body))
+    return prepare(router, parse_page(body))
 
 
 def test_acked_advances_only_over_a_fully_acknowledged_prefix() -> None:
