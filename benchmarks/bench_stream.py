@@ -253,6 +253,7 @@ def main() -> int:
     r = redis.Redis.from_url(settings.redis_url)
     log = Path(f"/tmp/{settings.namespace}-worker.log")
     worker: subprocess.Popen[bytes] | None = None
+    throughput_samples = 0
     try:
         if args.freshness_only:
             worker = start_worker(settings, args.batch_size, log)
@@ -271,6 +272,7 @@ def main() -> int:
             sampler = Sampler(worker.pid)
             sampler.start()
             rate, done = worker_rate(settings, last, r)
+            throughput_samples = len(sampler.samples)
             print(f"worker    txnpipe stream (Faust + Lua + ledger): {rate:,.0f} records/s "
                   f"({done} records)")  # fmt: skip
             print(f"ratio     worker/baseline = {rate / base_rate:.2f}   "
@@ -284,10 +286,14 @@ def main() -> int:
                   f"max={max(lat) * 1000:.0f} ms "
                   f"({len(lat)} messages)   target p99 < 1000 ms")  # fmt: skip
         sampler.done.set()
-        s = sampler.samples
+        s = [kb // 1024 for kb in sampler.samples]
         if s:
-            print(f"worker RSS: start={s[0] / 1024:.0f} MB peak={max(s) / 1024:.0f} MB "
-                  f"end={s[-1] / 1024:.0f} MB ({len(s)} samples)")  # fmt: skip
+            cut = throughput_samples or 1
+            backlog, steady = s[:cut], s[cut:] or s[-1:]
+            quarters = [backlog[min(len(backlog) - 1, len(backlog) * k // 4)] for k in (1, 2, 3)]
+            print(f"worker RSS MB: backlog run at 1/4,1/2,3/4,end={[*quarters, backlog[-1]]} "
+                  f"peak={max(backlog)}; steady {args.rate}/s min={min(steady)} "
+                  f"max={max(steady)} end={steady[-1]} (every 0.5 s)")  # fmt: skip
     finally:
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
