@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
-from typing import Any
 
 from common.errors import ServiceUnavailableError
 from common.settings import Settings
@@ -24,57 +23,69 @@ log = logging.getLogger(__name__)
 
 
 def fold_ledger(partition: int, values: Iterable[bytes]) -> Restored:
-    """Pure: ledger message values (JSON) in partition order -> the partition's restore."""
-    entries: dict[str, dict[str, Any]] = {}
-    versions: dict[tuple[str, datetime], dict[str, Any]] = {}
-    last: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    """Pure: ledger message values (JSON) in partition order -> the partition's restore.
+
+    Keeps only small tuples per entry and version, not the parsed messages: a restore
+    of millions of ledger messages must fit beside a running worker."""
+    # entry_id -> (transaction id, version updated_at, category, customer, day, cents, count)
+    entries: dict[str, tuple[str, datetime, str, str, str, int, int]] = {}
+    versions: set[tuple[str, datetime]] = set()
+    last: dict[str, tuple[datetime, tuple[str, str, int, str, str]]] = {}
     out = Restored(partition)
-    for value in values:
+    for count, value in enumerate(values, start=1):
         try:
             msg = json.loads(value)
             kind = msg["kind"]
+            if kind == "entry":
+                if msg["entry_id"] not in entries:
+                    entries[msg["entry_id"]] = (
+                        msg["transaction_id"],
+                        datetime.fromisoformat(msg["version_updated_at"]),
+                        msg["product_category"],
+                        msg["customer_id"],
+                        date.fromisoformat(msg["transaction_date"]).isoformat(),
+                        int(msg["amount_cents"]),
+                        int(msg["count"]),
+                    )
+            elif kind == "version":
+                txn_id = msg["transaction_id"]
+                updated = datetime.fromisoformat(msg["updated_at"])
+                versions.add((txn_id, updated))
+                prev = last.get(txn_id)
+                if prev is None or prev[0] < updated:
+                    state = (
+                        msg["customer_id"],
+                        msg["product_category"],
+                        int(msg["amount_cents"]),
+                        date.fromisoformat(msg["transaction_date"]).isoformat(),
+                        msg["status"],
+                    )
+                    last[txn_id] = (updated, state)
+                out.watermark = max(out.watermark, int(msg.get("source_offset", -1)))
         except (ValueError, TypeError, KeyError):
-            log.warning("ledger partition=%d: skipping an unreadable message", partition)
-            continue
-        if kind == "entry":
-            entries.setdefault(msg["entry_id"], msg)
-        elif kind == "version":
-            updated = datetime.fromisoformat(msg["updated_at"])
-            versions[(msg["transaction_id"], updated)] = msg
-            prev = last.get(msg["transaction_id"])
-            if prev is None or prev[0] < updated:
-                last[msg["transaction_id"]] = (updated, msg)
-            out.watermark = max(out.watermark, int(msg.get("source_offset", -1)))
+            log.warning("ledger partition=%d: skipping an unreadable message #%d", partition, count)
     out.versions = len(versions)
-    for entry in entries.values():
-        key = (entry["transaction_id"], datetime.fromisoformat(entry["version_updated_at"]))
-        if key not in versions:
+    for txn_id, version_at, category, customer, day, cents, n in entries.values():
+        if (txn_id, version_at) not in versions:
             continue  # its version never made it: the batch will be redone from the raw topic
         out.entries += 1
-        cents = int(entry["amount_cents"])
-        cat = out.category.setdefault(entry["product_category"], [0, 0])
-        cat[0] += int(entry["count"])
+        cat = out.category.setdefault(category, [0, 0])
+        cat[0] += n
         cat[1] += cents
-        out.customer[entry["customer_id"]] = out.customer.get(entry["customer_id"], 0) + cents
-        day = date.fromisoformat(entry["transaction_date"]).isoformat()
+        out.customer[customer] = out.customer.get(customer, 0) + cents
         out.day[day] = out.day.get(day, 0) + cents
-    for txn_id, (updated, v) in last.items():
+    for txn_id, (updated, (customer, category, cents, day, status)) in last.items():
         out.states[txn_id] = json.dumps(
-            [
-                v["customer_id"],
-                v["product_category"],
-                int(v["amount_cents"]),
-                date.fromisoformat(v["transaction_date"]).isoformat(),
-                v["status"],
-                updated.isoformat(),
-            ],
+            [customer, category, cents, day, status, updated.isoformat()],
             separators=(",", ":"),
             ensure_ascii=False,
         )
     return out
 
 
-def read_ledger_partition(settings: Settings, partition: int, timeout: float = 60.0) -> list[bytes]:
+def iter_ledger_partition(
+    settings: Settings, partition: int, timeout: float = 60.0
+) -> Iterator[bytes]:
     """Every value of ledger partition ``partition``, read with assign() to the end (EOF)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
@@ -90,7 +101,6 @@ def read_ledger_partition(settings: Settings, partition: int, timeout: float = 6
             "auto.offset.reset": "earliest",
         }
     )
-    values: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
         consumer.assign(
@@ -106,10 +116,10 @@ def read_ledger_partition(settings: Settings, partition: int, timeout: float = 6
                 if err is None:
                     value = msg.value()
                     if value:
-                        values.append(value)
+                        yield value
                     deadline = time.monotonic() + timeout
                 elif err.code() == KafkaError._PARTITION_EOF:
-                    return values
+                    return
                 elif err.fatal() or err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise ServiceUnavailableError(
                         f"reading the ledger partition={partition}: {err}"
@@ -123,11 +133,17 @@ def read_ledger_partition(settings: Settings, partition: int, timeout: float = 6
 def restore_partition(settings: Settings, partition: int) -> Restored:
     """Read ledger partition ``partition`` and fold it (blocking; run it off the event loop)."""
     started = time.monotonic()
-    values = read_ledger_partition(settings, partition)
-    restored = fold_ledger(partition, values)
+    counted = [0]
+
+    def counting() -> Iterator[bytes]:
+        for value in iter_ledger_partition(settings, partition):
+            counted[0] += 1
+            yield value
+
+    restored = fold_ledger(partition, counting())
     log.info(
         "restored partition=%d from %d ledger messages: %d transactions, watermark=%d in %.2fs",
-        partition, len(values), len(restored.states), restored.watermark,
+        partition, counted[0], len(restored.states), restored.watermark,
         time.monotonic() - started,
     )  # fmt: skip
     return restored
