@@ -1,6 +1,6 @@
 """Poller throughput: records/s from the simulator to acknowledged in the broker (faults off).
 
-    .venv/bin/python benchmarks/bench_poll.py [--history-days 540] [--per-day 300] [--rounds 3]
+    .venv/bin/python benchmarks/bench_poll.py [--history-days 540] [--per-day 300] [--rounds 5]
 
 The simulator runs as ``txnpipe simulate-api`` in its own process (frozen clock, no
 faults). The poller runs ``--once`` in this process: the time from start until its last
@@ -138,7 +138,7 @@ def main() -> int:
     parser.add_argument("--history-days", type=int, default=540)
     parser.add_argument("--per-day", type=float, default=300.0)
     parser.add_argument("--page-size", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="best of N, alternating (3)")
+    parser.add_argument("--rounds", type=int, default=5, help="best of N, alternating (5)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     base = load_settings()

@@ -155,29 +155,34 @@ def _scan_records(text: str, pos: int) -> tuple[_Records, int]:
     ends: list[int] = []
     if text.startswith("]", pos):
         return (values, starts, ends), pos + 1
-    scan, size = _SCAN, len(text)
+    scan, ws = _SCAN, _WS
     add_value, add_start, add_end = values.append, starts.append, ends.append
-    while True:  # the hot loop: one C scan per record, no copies, white space is rare
-        try:
+    try:
+        while True:  # the hot loop: one C scan per record, no copies, white space is rare
             value, end = scan(text, pos)
-        except StopIteration:
-            raise PageFormatError(f"invalid JSON at char {pos}") from None
-        except (ValueError, RecursionError) as exc:
-            raise PageFormatError(f"invalid JSON at char {pos}: {exc}") from None
-        add_value(value)
-        add_start(pos)
-        add_end(end)
-        if end < size and text[end] in _WS:
-            end = _skip_ws(text, end)
-        sep = text[end : end + 1]
-        if sep == ",":
-            pos = end + 1
-            if pos < size and text[pos] in _WS:
-                pos = _skip_ws(text, pos)
-        elif sep == "]":
-            return (values, starts, ends), end + 1
-        else:
-            raise PageFormatError(f"expected ',' or ']' at char {end}")
+            add_value(value)
+            add_start(pos)
+            add_end(end)
+            sep = text[end]
+            if sep in ws:
+                end = _skip_ws(text, end)
+                sep = text[end]
+            if sep == ",":
+                pos = end + 1
+                if text[pos] in ws:
+                    pos = _skip_ws(text, pos)
+            elif sep == "]":
+                return (values, starts, ends), end + 1
+            else:
+                raise PageFormatError(f"expected ',' or ']' at char {end}")
+    except StopIteration as exc:
+        raise PageFormatError(f"invalid JSON at char {exc.value}") from None
+    except IndexError:
+        raise PageFormatError("the body ends inside 'data'") from None
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, PageFormatError):
+            raise
+        raise PageFormatError(f"invalid JSON: {exc}") from None
 
 
 def guess_cursor(body: bytes) -> str | None:
