@@ -27,7 +27,7 @@ class CheckpointStore:
         import redis
 
         self.key = settings.redis_key("poller", "checkpoint")
-        self._api_url = settings.api_url
+        self._api_url = mask_url(settings.api_url)
         self._where = mask_url(settings.redis_url)
         self._client: Any = redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5

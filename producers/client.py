@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from common.errors import AuthError, ServiceUnavailableError, TxnpipeError
+from common.settings import mask_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -258,7 +259,7 @@ class TransactionsClient:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port
         self._path = parts.path.rstrip("/") + "/transactions"
-        self.api_url = api_url
+        self.api_url = mask_url(api_url)  # for messages: never a password
         self._headers = {"Accept": "application/json", "User-Agent": "txnpipe-poller/0.1"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from common.errors import ServiceUnavailableError
-from common.settings import Settings
+from common.settings import Settings, mask_url
 from producers.checkpoint import CheckpointStore
 from producers.client import (
     PageFormatError,
@@ -103,7 +103,7 @@ class TransactionPoller:
         self._newest = parse_updated_at(since) if since else None
         log.info(
             "poller starting: api=%s topic=%s partitions=%d updated_since=%s",
-            self.settings.api_url,
+            mask_url(self.settings.api_url),
             self.publisher.topic,
             self.router.partitions,
             since or "-",
