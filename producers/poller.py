@@ -4,8 +4,9 @@ A sweep starts at ``updated_since`` = the checkpoint (inclusive; none at first: 
 beginning) and follows ``next_cursor`` until it is null. Pages are produced without
 waiting for the broker (the next page is fetched while librdkafka delivers); the
 checkpoint advances only to the largest ``updated_at`` of the longest prefix of pages the
-broker fully acknowledged, and is saved whenever it advances. A stop request (SIGTERM,
-SIGINT) ends the sweep between pages, flushes the producer, saves the checkpoint.
+broker fully acknowledged, and is saved at most every ``SAVE_EVERY`` seconds and at the end
+of each sweep. A stop request (SIGTERM, SIGINT) ends the sweep between pages, flushes the
+producer, saves the checkpoint.
 """
 
 from __future__ import annotations
