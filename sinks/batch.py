@@ -38,6 +38,25 @@ class Unit:
     version: Received
     entries: tuple[Received, ...]
     missing: tuple[str, ...] = ()
+    # LOAD DATA lines, rendered ahead by ``render`` (in the consumer thread, off the
+    # writer's critical path); None = render when writing.
+    ledger_lines: tuple[str, ...] | None = None
+    version_line: str | None = None
+    current_line: str | None = None
+
+    def lines(self) -> tuple[tuple[str, ...], str]:
+        """This unit's ledger lines and version line for ``LOAD DATA``."""
+        if self.ledger_lines is None or len(self.ledger_lines) != len(self.entries):
+            self.ledger_lines = tuple(ledger_tsv(e) for e in self.entries)
+        if self.version_line is None:
+            self.version_line = version_tsv(self.version)
+        return self.ledger_lines, self.version_line
+
+    def current(self) -> str:
+        """This version as a ``transactions`` staging line (with its ``counted`` flag)."""
+        if self.current_line is None:
+            self.current_line = current_tsv(self.record)
+        return self.current_line
 
     @property
     def record(self) -> VersionRecord:
@@ -129,6 +148,14 @@ def fold(items: list[Received | DeadLetter], next_offsets: dict[int, int]) -> Ba
             claimed.update(ids)
         plan.units.append(Unit(item, found, missing))
     plan.orphans = list(waiting.values())
+    return plan
+
+
+def render(plan: BatchPlan) -> BatchPlan:
+    """Render every unit's ``LOAD DATA`` lines now (see ``Unit.lines``)."""
+    for unit in plan.units:
+        unit.lines()
+        unit.current()
     return plan
 
 
@@ -251,6 +278,17 @@ def current_row(v: VersionRecord) -> tuple[Any, ...]:
     )
 
 
+def latest_units(units: list[Unit]) -> dict[str, Unit]:
+    """Per transaction, the unit of its newest version among ``units``."""
+    latest: dict[str, Unit] = {}
+    for unit in units:
+        v = unit.record
+        known = latest.get(v.transaction_id)
+        if known is None or v.updated_at > known.record.updated_at:
+            latest[v.transaction_id] = unit
+    return latest
+
+
 def latest_versions(units: list[Unit]) -> dict[str, VersionRecord]:
     """Per transaction, the newest version among ``units`` (the one ``transactions`` shows)."""
     latest: dict[str, VersionRecord] = {}
@@ -316,4 +354,15 @@ def version_tsv(item: Received) -> str:
         f"{v.transaction_date.isoformat()}\t{v.status}\t{int(v.counted)}\t{previous}\t"
         f"{tsv_text(','.join(v.entry_ids))}\t{tsv_time(v.accepted_at)}\t{v.source_partition}\t"
         f"{v.source_offset}\t{item.partition}\t{item.offset}\n"
+    )
+
+
+STAGE_COLUMNS = (*CURRENT_COLUMNS, "counted")
+
+
+def current_tsv(v: VersionRecord) -> str:
+    return (
+        f"{tsv_text(v.transaction_id)}\t{tsv_text(v.customer_id)}\t{tsv_text(v.product_category)}\t"
+        f"{cents_to_str(v.amount_cents)}\t{v.transaction_date.isoformat()}\t{v.status}\t"
+        f"{tsv_time(v.updated_at)}\t{tsv_time(v.accepted_at)}\t{int(v.counted)}\n"
     )

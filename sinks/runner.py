@@ -41,7 +41,7 @@ from common.errors import ServiceUnavailableError
 from common.settings import Settings
 from schemas import DLQ, LEDGER, DeadLetter
 from sinks import db
-from sinks.batch import BatchPlan, Received, decode, fold
+from sinks.batch import BatchPlan, Received, decode, fold, render
 from sinks.writer import BatchResult, FencedError, LedgerWriter
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,8 @@ class SinkRunner:
             items.append(decode(self.topic, partition, offset, m.key(), m.value()))
             if offset + 1 > next_offsets.get(partition, -1):
                 next_offsets[partition] = offset + 1
-        return fold(items, next_offsets)
+        plan = fold(items, next_offsets)
+        return render(plan) if self.writer.bulk else plan
 
     def _flush(self, *, wait: bool = False) -> None:
         """Hand the buffered messages to the writer thread as one batch.

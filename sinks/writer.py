@@ -39,18 +39,17 @@ from sinks import db, partitions, schema
 from sinks.batch import (
     CURRENT_COLUMNS,
     LEDGER_COLUMNS,
+    STAGE_COLUMNS,
     VERSION_COLUMNS,
     BatchPlan,
     Received,
     Unit,
     current_row,
     dead_letter,
-    latest_versions,
-    ledger_tsv,
+    latest_units,
     naive_utc,
     raw_positions,
     version_row,
-    version_tsv,
 )
 from sinks.batch import ledger_row as _ledger_row
 from sinks.dialect import Dialect
@@ -60,6 +59,24 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OFFSET_BEGINNING = -2  # librdkafka's OFFSET_BEGINNING: nothing stored yet
 ROWS_PER_STATEMENT = 2000
+
+
+# Per-session staging table for ``transactions`` rows loaded with LOAD DATA.
+STAGE = "sink_stage_current"
+STAGE_DDL = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (
+  transaction_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  customer_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  product_category VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  transaction_amount DECIMAL(12,2) NOT NULL,
+  transaction_date DATE NOT NULL,
+  status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  updated_at DATETIME(6) NOT NULL,
+  accepted_at DATETIME(6) NOT NULL,
+  counted BOOLEAN NOT NULL,
+  PRIMARY KEY (transaction_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+"""
 
 
 def _marks(n: int) -> str:
@@ -151,6 +168,10 @@ class LedgerWriter:
             schema.migrate(conn, self.today())
             self.keeper.ensure(conn, [], self.today())
             conn.commit()
+        if self.bulk:
+            cur = conn.cursor()
+            cur.execute(STAGE_DDL)  # per session; not a commit point
+            cur.close()
         self.conn = conn
         return conn
 
@@ -508,18 +529,16 @@ class LedgerWriter:
             # strict-mode error itself rather than a LOAD DATA warning. Lines sorted are in
             # primary-key order (each starts with its key): InnoDB fills leaf pages in turn
             # instead of jumping between random ones (entry ids are hashes).
-            self._load(
-                cur,
-                schema.LEDGER,
-                LEDGER_COLUMNS,
-                sorted([ledger_tsv(e) for u in units for e in u.entries]),
-            )
-            inserted = self._load(
-                cur,
-                schema.VERSIONS,
-                VERSION_COLUMNS,
-                sorted([version_tsv(u.version) for u in units]),
-            )
+            ledger_lines: list[str] = []
+            version_lines: list[str] = []
+            for unit in units:
+                entry_lines, version_line = unit.lines()
+                ledger_lines.extend(entry_lines)
+                version_lines.append(version_line)
+            ledger_lines.sort()
+            version_lines.sort()
+            self._load(cur, schema.LEDGER, LEDGER_COLUMNS, ledger_lines)
+            inserted = self._load(cur, schema.VERSIONS, VERSION_COLUMNS, version_lines)
         else:
             entries = [_ledger_row(e) for u in units for e in u.entries]
             self._insert(
@@ -536,14 +555,45 @@ class LedgerWriter:
                 [version_row(u.version) for u in units],
                 "ON DUPLICATE KEY UPDATE transaction_id = transaction_id",
             )
-        latest = latest_versions(units)
+        latest = latest_units(units)
         if inserted != len(units):
             # Some versions were already stored (redelivery): show only those that are the
             # newest the audit trail knows, so a stale copy can never win.
             latest = self._newest_only(cur, latest)
-        self._apply_current(cur, list(latest.values()))
+        if self.bulk and len(units) > 1:
+            self._stage_current(cur, sorted(u.current() for u in latest.values()))
+        else:
+            self._apply_current(cur, [u.record for u in latest.values()])
 
-    def _newest_only(self, cur: Any, latest: dict[str, VersionRecord]) -> dict[str, VersionRecord]:
+    def _stage_current(self, cur: Any, lines: list[str]) -> None:
+        """``transactions`` from a staging table: LOAD DATA, then one upsert and one delete."""
+        if not lines:
+            return
+        assert self.dialect is not None
+        self._load(cur, STAGE, STAGE_COLUMNS, lines)
+        inc = self._incoming
+        target = schema.CURRENT
+        # Guarded upsert: an older updated_at never overwrites a newer row; updated_at last.
+        sets = ", ".join(
+            f"{c} = IF({inc('updated_at')} >= {target}.updated_at, {inc(c)}, {target}.{c})"
+            for c in CURRENT_COLUMNS
+            if c not in ("transaction_id", "updated_at")
+        )
+        sets += f", updated_at = GREATEST({target}.updated_at, {inc('updated_at')})"
+        columns = ", ".join(CURRENT_COLUMNS)
+        cur.execute(
+            self.dialect.insert_select(
+                target, columns, f"SELECT {columns} FROM {STAGE} WHERE counted"
+            )
+            + f" ON DUPLICATE KEY UPDATE {sets}"
+        )
+        cur.execute(
+            f"DELETE t FROM {target} t JOIN {STAGE} s ON t.transaction_id = s.transaction_id "
+            "AND t.updated_at <= s.updated_at WHERE NOT s.counted"
+        )
+        cur.execute(f"DELETE FROM {STAGE}")
+
+    def _newest_only(self, cur: Any, latest: dict[str, Unit]) -> dict[str, Unit]:
         ids = list(latest)
         newest: dict[str, datetime] = {}
         for start in range(0, len(ids), ROWS_PER_STATEMENT):
@@ -554,7 +604,7 @@ class LedgerWriter:
                 tuple(chunk),
             )
             newest.update({str(t): u for t, u in cur.fetchall()})
-        return {t: v for t, v in latest.items() if newest.get(t) == naive_utc(v.updated_at)}
+        return {t: u for t, u in latest.items() if newest.get(t) == naive_utc(u.record.updated_at)}
 
     def _apply_current(self, cur: Any, versions: list[VersionRecord]) -> None:
         counted = sorted((v for v in versions if v.counted), key=lambda v: v.transaction_id)
