@@ -11,6 +11,7 @@ served text is kept (the poller publishes records *exactly as served*).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import json
@@ -275,6 +276,14 @@ class TransactionsClient:
             self._conn.close()
             self._conn = None
 
+    def abort(self) -> None:
+        """Cut a request in flight in another thread short (it then fails as transient)."""
+        conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def _target(self, updated_since: str | None, cursor: str | None, limit: int) -> str:
         params: dict[str, str | int] = {"limit": limit}
         if updated_since:
@@ -324,6 +333,8 @@ class TransactionsClient:
             try:
                 return attempt_once()
             except _Transient as exc:
+                if self._stop.is_set():  # e.g. cut short by abort(): not worth a retry
+                    raise StoppedError("stopping") from None
                 now = time.monotonic()
                 first_failure = now if first_failure is None else first_failure
                 wait = exc.wait if exc.wait is not None else self.retry.delay(attempt, self._rng)

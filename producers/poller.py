@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,10 +151,10 @@ class TransactionPoller:
         self.stats.sweeps += 1
         started = time.perf_counter()
         cursor: str | None = None
-        body = self.client.fetch_body(since, cursor, size)
         with ThreadPoolExecutor(1, thread_name_prefix="poll-fetch") as pool:
             ahead: tuple[str, Future[bytes]] | None = None
             try:
+                body = self._await(pool.submit(self.client.fetch_body, since, cursor, size))
                 while True:
                     guess = guess_cursor(body)
                     if guess is not None and not self.stop.is_set():
@@ -176,12 +177,22 @@ class TransactionPoller:
                     self._publish(page, started)
                     if ahead is None:
                         return
-                    cursor, body = ahead[0], ahead[1].result()  # StoppedError if stopped
+                    cursor, body = ahead[0], self._await(ahead[1])  # StoppedError if stopped
                     ahead = None
                     started = time.perf_counter()
             except BaseException:
                 self.stop.set()  # failing: a request in flight must not keep retrying
                 raise
+
+    def _await(self, request: Future[bytes]) -> bytes:
+        """A body from the fetch thread; on a stop, a request still in flight is cut short
+        (its socket shut down) instead of waiting up to the request timeout."""
+        while True:
+            try:
+                return request.result(timeout=0.2)
+            except FutureTimeoutError:
+                if self.stop.is_set():
+                    self.client.abort()
 
     def _publish(self, page: PreparedPage, started: float) -> None:
         if page.max_updated_at is not None and (

@@ -247,6 +247,29 @@ def test_sigterm_flushes_saves_and_exits_zero(
     _assert_all_served_published(simulator, topics, at_least=50)
 
 
+@pytest.mark.parametrize(
+    "simulator", [FaultConfig(rate_slow=1.0, slow_seconds=60)], ids=["hanging-api"], indirect=True
+)
+def test_sigterm_does_not_wait_for_a_hanging_request(
+    simulator: RunningSimulator, topics: Settings, redis_ns: Settings
+) -> None:
+    proc = subprocess.Popen(
+        _argv(topics, simulator.url, "--request-timeout", "120"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the first request goes out right after this line
+            if "poller starting" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0  # the API would answer only after 60 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def test_wrong_key_exits_2_with_one_line(
     simulator: RunningSimulator, topics: Settings, redis_ns: Settings
 ) -> None:
