@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,7 +56,11 @@ class Worker:
     def __init__(self, settings: Settings, tmp: Path, name: str, batch_size: int = 50) -> None:
         self.port = _free_port()
         self.log = tmp / f"{name}.log"
-        env = {**os.environ, "TXNPIPE_NAMESPACE": settings.namespace}
+        env = {
+            **os.environ,
+            "TXNPIPE_NAMESPACE": settings.namespace,
+            "TXNPIPE_REDIS_URL": settings.redis_url,
+        }
         self.proc = subprocess.Popen(
             [
                 TXNPIPE,
@@ -111,8 +116,8 @@ def stream_env(topics: Settings, redis_ns: Settings, tmp_path: Path) -> Iterator
                 w.kill()
 
 
-def start(env: dict[str, Any], name: str) -> Worker:
-    w = Worker(env["settings"], env["tmp"], name)
+def start(env: dict[str, Any], name: str, settings: Settings | None = None) -> Worker:
+    w = Worker(settings or env["settings"], env["tmp"], name)
     env["workers"].append(w)
     return w
 
@@ -319,3 +324,63 @@ def test_two_workers_one_killed(stream_env: dict[str, Any]) -> None:
     assert a.alive()
     assert_answers(settings, hist, now)
     assert a.stop() == 0
+
+
+class PrivateRedis:
+    """A redis-server of this test's own (memory only), so it can be killed and restarted."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        wait_for("redis-server to answer", lambda: _pings(client), timeout=20)
+        client.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def test_redis_down_then_back_empty(stream_env: dict[str, Any]) -> None:
+    """Redis dies mid-stream (the worker backs off and retries the same batch) and comes
+    back empty (it restores from the ledger): answers exact, nothing skipped."""
+    base: Settings = stream_env["settings"]
+    private = PrivateRedis(stream_env["tmp"])
+    private.start()
+    try:
+        settings = base.model_copy(update={"redis_url": f"redis://127.0.0.1:{private.port}/0"})
+        now = now_hour()
+        hist = generate(15, 1500, now=now)
+        writer = RawWriter(settings)
+        msgs = list(batches(hist.served, settings.partitions, page=200))
+        worker = start(stream_env, "w1", settings)
+        writer.write(msgs[: len(msgs) // 2])
+        wait_for("some progress", lambda: applied_messages(settings) > 5)
+        private.kill()
+        writer.write(msgs[len(msgs) // 2 :])
+        wait_for("the worker to notice", lambda: "retrying" in worker.log.read_text())
+        assert worker.alive()
+        private.start()  # empty: nothing is persisted
+        wait_for("the worker to catch up", caught_up(settings, writer.last))
+        assert worker.alive()
+        assert_answers(settings, hist, now)
+        assert worker.stop() == 0
+    finally:
+        private.kill()
