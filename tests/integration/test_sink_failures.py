@@ -157,6 +157,17 @@ def test_repeated_sigkill_of_the_sink_process_mid_batch(
                 proc.wait(10)
             log.close()
     assert progress == sorted(progress) and progress[-1] < len(messages)
+
+    # SIGTERM: the sink finishes the batch in hand and leaves cleanly (exit 0)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while committed(watcher) <= progress[-1] and time.monotonic() < deadline:
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert b"stopping after the current batch" in stderr
+
     final = subprocess.run(
         [*command, "--until-idle", "--idle-seconds", "1.5"],
         env=env,
