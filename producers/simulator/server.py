@@ -85,8 +85,11 @@ def decode_cursor(text: str) -> FeedKey:
 
 def parse_since(text: str) -> int:
     """``updated_since`` (ISO-8601 with Z or an offset) → ms since the epoch (floored)."""
+    text = text.strip()
+    if " " in text and "+" not in text:  # an unescaped "+hh:mm" in a query string
+        text = text.replace(" ", "+")
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise BadRequestError(f"updated_since is not ISO-8601: {text[:40]!r}") from None
     if moment.tzinfo is None:
