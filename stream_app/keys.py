@@ -64,8 +64,16 @@ class RedisKeys:
         return self._k("fresh")
 
     def outbox(self, partition: int) -> str:
-        """Hash: last raw offset of a batch -> its packed ledger/DLQ messages, until published."""
+        """Set: last raw offsets of the batches applied but not yet known to be published."""
         return self._k("outbox", str(partition))
+
+    def outbox_blob(self, partition: int, last_offset: int) -> str:
+        """String: that batch's ledger/DLQ messages (length-prefixed frames)."""
+        return self._k("outbox", str(partition), str(last_offset))
+
+    def outbox_pending(self, partition: int, token: str) -> str:
+        """String: a batch's messages written just before its apply (renamed by the apply)."""
+        return self._k("outbox", str(partition), "pending", token)
 
     def staging(self, partition: int, token: str) -> str:
         """Hash: the state being rebuilt from the ledger, before one atomic swap."""

@@ -22,7 +22,7 @@ from common.settings import Settings
 from stream_app.fold import Fold, RawMessage, fold_batch, parse_batch, unpack_outbox
 from stream_app.publisher import LedgerPublisher
 from stream_app.restore import restore_partition
-from stream_app.store import APPLIED, CONFLICT, NO_WATERMARK, RedisStore
+from stream_app.store import APPLIED, CONFLICT, NO_WATERMARK, OUTBOX_LOST, RedisStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -181,6 +181,8 @@ class BatchProcessor:
                 if result == NO_WATERMARK:
                     report.restores += 1
                     self._restore(partition)
+                elif result == OUTBOX_LOST:
+                    log.warning("partition=%d: outbox blob lost before the apply; again", partition)
                 elif result == CONFLICT:
                     report.conflicts += 1
                     log.info(

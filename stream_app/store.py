@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 APPLIED = 1
 NO_WATERMARK = -1  # the partition has no state in Redis: restore it from the ledger
 CONFLICT = -2  # another worker applied a batch meanwhile: re-read and recompute
+OUTBOX_LOST = -4  # the outbox blob vanished between its SET and the apply: apply again
 STAGING_LOST = -3  # the staging key vanished (Redis wiped during a restore): rebuild
 
 # Shared by apply and restore: merge aggregate deltas, dropping members that reach zero.
@@ -58,16 +59,20 @@ local function merge(args, i, n_cat, n_cust, n_day)
 end
 """
 
-# KEYS: wm, state, cat_count, cat_cents, customer, day, stats, outbox, fresh
-# ARGV: partition, expected_wm, last_offset, now_ms, outbox_blob, n_state, n_cat, n_cust, n_day,
+# KEYS: wm, state, cat_count, cat_cents, customer, day, stats, outbox index, fresh,
+#       pending outbox blob, outbox blob
+# ARGV: partition, expected_wm, last_offset, now_ms, has_outbox, n_state, n_cat, n_cust, n_day,
 #       then 7 counters (accepted duplicates stale invalid entries versions messages),
 #       then state pairs, category triples, customer pairs, day pairs.
 APPLY_LUA = (
     _MERGE
     + """
 local wm = redis.call('HGET', KEYS[1], ARGV[1])
-if not wm then return -1 end
-if wm ~= ARGV[2] then return -2 end
+if (not wm) or wm ~= ARGV[2] then
+  if ARGV[5] == '1' then redis.call('DEL', KEYS[10]) end
+  if not wm then return -1 end
+  return -2
+end
 local n_state, n_cat = tonumber(ARGV[6]), tonumber(ARGV[7])
 local n_cust, n_day = tonumber(ARGV[8]), tonumber(ARGV[9])
 local names = {'accepted', 'duplicates', 'stale', 'invalid', 'entries', 'versions', 'messages'}
@@ -83,7 +88,14 @@ while i <= last do  -- HSET many fields per call (unpack is bounded: chunks of 1
   i = j + 1
 end
 merge(ARGV, i, n_cat, n_cust, n_day)
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[8], ARGV[3], ARGV[5]) end
+if ARGV[5] == '1' then
+  -- the blob was SET just before this call (same pipeline): moving it is O(1), copying
+  -- tens of MB through a Lua argument is not
+  if redis.call('EXISTS', KEYS[10]) == 0 then return -4 end
+  redis.call('RENAME', KEYS[10], KEYS[11])
+  redis.call('PERSIST', KEYS[11])
+  redis.call('SADD', KEYS[8], ARGV[3])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[9], ARGV[1], ARGV[4])
 return 1
@@ -199,28 +211,45 @@ class RedisStore:
         p = fold.partition
         states = [x for tid, txn in fold.states.items() for x in (tid, encode_state(txn))]
         deltas, n_cat, n_cust, n_day = _deltas(fold.category, fold.customer, fold.day)
-        blob = pack_outbox(fold.out) if fold.out else b""
+        has_outbox = bool(fold.out)
         args: list[Any] = [
-            p, expected_wm, fold.last_offset, now_ms if now_ms is not None else _now_ms(), blob,
-            len(fold.states), n_cat, n_cust, n_day,
+            p, expected_wm, fold.last_offset, now_ms if now_ms is not None else _now_ms(),
+            1 if has_outbox else 0, len(fold.states), n_cat, n_cust, n_day,
             fold.accepted, fold.duplicates, fold.stale, fold.invalid, fold.entries,
             fold.accepted, fold.messages,
             *states, *deltas,
         ]  # fmt: skip
         k = self.keys
+        token = uuid.uuid4().hex[:12]
+        pending = k.outbox_pending(p, token)
+        blob_key = k.outbox_blob(p, fold.last_offset)
         keys = [k.watermark, k.state(p), k.category_count, k.category_cents, k.customer, k.day,
-                k.stats, k.outbox(p), k.fresh]  # fmt: skip
-        return int(self._apply(keys=keys, args=args))
+                k.stats, k.outbox(p), k.fresh, pending, blob_key]  # fmt: skip
+        if not has_outbox:
+            return int(self._apply(keys=keys, args=args))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(pending, pack_outbox(fold.out), ex=3600)  # expires if we die before the apply
+        self._apply(keys=keys, args=args, client=pipe)
+        return int(pipe.execute()[-1])
 
     def outbox(self, partition: int) -> list[tuple[int, bytes]]:
         """Leftover outbox blobs of ``partition`` (batches applied but maybe not published)."""
-        raw: dict[bytes, bytes] = self.client.hgetall(self.keys.outbox(partition))  # type: ignore[assignment]
-        return sorted((int(k), v) for k, v in raw.items())
+        members: set[bytes] = self.client.smembers(self.keys.outbox(partition))  # type: ignore[assignment]
+        offsets = sorted(int(m) for m in members)
+        if not offsets:
+            return []
+        blobs: list[bytes | None] = self.client.mget(  # type: ignore[assignment]
+            [self.keys.outbox_blob(partition, o) for o in offsets]
+        )
+        return [(o, b) for o, b in zip(offsets, blobs, strict=True) if b is not None]
 
     def drop_outbox(self, partition: int, last_offsets: Iterable[int]) -> None:
-        fields = [str(o) for o in last_offsets]
-        if fields:
-            self.client.hdel(self.keys.outbox(partition), *fields)
+        offsets = [str(o) for o in last_offsets]
+        if offsets:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.srem(self.keys.outbox(partition), *offsets)
+            pipe.delete(*(self.keys.outbox_blob(partition, int(o)) for o in offsets))
+            pipe.execute()
 
     def install(self, restored: Restored, chunk: int = 5000) -> int:
         """Swap a restored partition in with one atomic call.

@@ -154,3 +154,35 @@ def test_empty_namespace_answers_nothing(redis_ns: Settings) -> None:
     assert answer(redis_ns, "top-customers", client=client).rows == ()
     assert answer(redis_ns, "monthly", client=client).as_of is None
     client.close()
+
+
+def test_leftover_outbox_is_published_on_recovery(topics: Settings, redis_ns: Settings) -> None:
+    """A crash between the apply and the publish leaves the batch in the outbox; recovering
+    the partition publishes it to ledger partition p, then forgets it."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream_app.processor import BatchProcessor
+    from stream_app.topics import ensure_topics
+
+    settings = topics
+    ensure_topics(settings)
+    processor = BatchProcessor(settings)
+    assert processor.recover(2) == -1  # empty ledger: restored to "nothing applied"
+    f, wm = fold_of(settings, processor.store, 2, 7, record("a", "c1", 1000, "2026-06-01"))
+    assert processor.store.apply(f, wm) == APPLIED  # ... and the worker dies here
+    assert [o for o, _ in processor.store.outbox(2)] == [7]
+    processor.recover(2)
+    assert processor.store.outbox(2) == []
+    processor.close()
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "t",
+                         "enable.partition.eof": True, "fetch.wait.max.ms": 50})  # fmt: skip
+    consumer.assign([TopicPartition(settings.topic("transactions.ledger"), 2, 0)])
+    kinds = []
+    while True:
+        m = consumer.poll(10)
+        assert m is not None, "ledger partition 2 did not reach its end"
+        if m.error():
+            break
+        kinds.append((json.loads(m.value())["kind"], m.key()))
+    consumer.close()
+    assert kinds == [("entry", b"a"), ("version", b"a")]
