@@ -43,11 +43,6 @@ class LedgerPublisher:
                 "delivery.report.only.error": True,
             }
         )
-        self._errors: list[str] = []
-
-    def _on_delivery(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self._errors.append(str(err))
 
     def publish(
         self, partition: int, messages: Sequence[OutMessage], timeout: float = 30.0
@@ -55,14 +50,19 @@ class LedgerPublisher:
         """Publish ``messages`` of raw partition ``partition`` and wait until all are acked."""
         if not messages:
             return
-        self._errors.clear()
+        errors: list[str] = []  # per call: recoveries publish from other threads meanwhile
+
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is not None:
+                errors.append(str(err))
+
         produce = self._producer.produce
         for m in messages:
             topic = self.ledger_topic if m.kind == LEDGER_KIND else self.dlq_topic
             kwargs: dict[str, Any] = {"partition": partition} if m.kind == LEDGER_KIND else {}
             while True:
                 try:
-                    produce(topic, m.value, m.key, on_delivery=self._on_delivery, **kwargs)
+                    produce(topic, m.value, m.key, on_delivery=on_delivery, **kwargs)
                     break
                 except BufferError:
                     self._producer.poll(0.05)
@@ -76,10 +76,9 @@ class LedgerPublisher:
                 raise ServiceUnavailableError(
                     f"no ack for the ledger messages of partition={partition} in {timeout:.0f}s"
                 )
-        if self._errors:
-            first = self._errors[0]
+        if errors:
             raise ServiceUnavailableError(
-                f"{len(self._errors)} ledger/DLQ messages of partition={partition} failed: {first}"
+                f"{len(errors)} ledger/DLQ messages of partition={partition} failed: {errors[0]}"
             )
 
     def close(self) -> None:
