@@ -1,10 +1,11 @@
 """The poller's durable position: Redis key ``{ns}:poller:checkpoint``.
 
 The value is JSON ``{"updated_since": ISO-8601, "api_url": ..., "saved_at": ...,
-"records_published": N}``. It is written only with a value the broker has acknowledged
-everything up to (``RawPublisher.acked``), so a poller killed at any instant resumes
-from a point at or before what is safely in Kafka; the inclusive ``updated_since``
-re-reads the boundary, and the repeats are dropped downstream.
+"records_published": N}`` (N over all runs, re-reads included). It is written only with
+a value the broker has acknowledged everything up to (``RawPublisher.acked``), so a
+poller killed at any instant resumes from a point at or before what is safely in Kafka;
+the inclusive ``updated_since`` re-reads the boundary, and the repeats are dropped
+downstream.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class CheckpointStore:
         self._client: Any = redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
+        self._published_before = 0  # by earlier runs, from the checkpoint we resumed at
 
     def load(self) -> str | None:
         """The saved ``updated_since``, or None when the poller never checkpointed."""
@@ -49,6 +51,8 @@ class CheckpointStore:
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable checkpoint at key %s", self.key)
             return None
+        published = doc.get("records_published")
+        self._published_before = published if isinstance(published, int) else 0
         if doc.get("api_url") not in (None, self._api_url):
             log.warning(
                 "checkpoint %s was written for another API (%s); resuming from it anyway",
@@ -58,11 +62,12 @@ class CheckpointStore:
         return str(since) if since else None
 
     def save(self, updated_since: str, records_published: int) -> None:
+        """``records_published``: by this run; the saved count adds the earlier runs'."""
         doc = {
             "updated_since": updated_since,
             "api_url": self._api_url,
             "saved_at": datetime.now(UTC).isoformat(),
-            "records_published": records_published,
+            "records_published": self._published_before + records_published,
         }
         try:
             self._client.set(self.key, json.dumps(doc))
@@ -77,7 +82,8 @@ class CheckpointStore:
 
 def checkpoint_info(settings: Settings) -> dict[str, Any]:
     """The saved poll position for ``txnpipe status``: ``updated_since`` (None if never
-    polled), ``saved_at``, ``records_published`` (by the run that saved it), ``api_url``."""
+    polled), ``saved_at``, ``records_published`` (all runs; a record polled twice counts
+    twice), ``api_url``."""
     import redis
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
