@@ -105,6 +105,7 @@ class SinkRunner:
             "entries": 0,
             "dead": 0,
             "retries": 0,
+            "revoked": 0,
         }
         self._producer: Producer | None = None
         self._dead_errors: list[str] = []
@@ -212,6 +213,8 @@ class SinkRunner:
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in revoked}
         self._flush(wait=True)  # commit what we hold before the partitions move
+        if gone:
+            self.totals["revoked"] += 1
         # Buffered messages of revoked partitions are dropped, not written: their offsets
         # are not committed, so whoever gets the partition reads them again from MySQL's offset.
         self.buffer = [m for m in self.buffer if m.partition() not in gone]
@@ -295,7 +298,11 @@ class SinkRunner:
         if self.buffer:
             messages, self.buffer = self.buffer, []
             plan = self._plan(messages)
-            if self._settle() and plan.messages:
+            if not self._settle():
+                # The batch before this one was fenced or abandoned: these messages follow
+                # offsets that were not committed. Read them again from what MySQL holds.
+                self._reseek({p: self.expected.get(p, -2) for p in plan.next_offsets})
+            elif plan.messages:
                 expected = {p: self.expected.get(p, -2) for p in plan.next_offsets}
                 self._inflight = (plan, self._pool.submit(self._write, plan, expected))
         if wait:

@@ -241,3 +241,44 @@ def test_refused_and_malformed_messages_go_to_the_dlq_and_the_sink_carries_on(
         d.stage == "sink" for d in refused
     )
     assert all("1406" in d.detail for d in refused)
+
+
+def test_two_sinks_share_the_partitions_and_a_rebalance_loses_and_doubles_nothing(
+    topics: Settings, mysql_db: Settings
+) -> None:
+    import threading
+
+    ledger = random_ledger(800, today=datetime.now(UTC).date(), seed=13)
+    publish(topics, noisy(ledger.messages))
+    first = SinkRunner(topics, batch_messages=25, max_batch_age=0.05, idle_seconds=2.0)
+    second = SinkRunner(topics, batch_messages=25, max_batch_age=0.05, idle_seconds=2.0)
+    errors: list[BaseException] = []
+
+    def run(runner: SinkRunner) -> None:
+        try:
+            runner.run(until_idle=True)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    one = threading.Thread(target=run, args=(first,), daemon=True)
+    one.start()
+    deadline = time.monotonic() + 30
+    while first.totals["batches"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)  # poll: the second sink joins mid-stream, forcing a rebalance
+    two = threading.Thread(target=run, args=(second,), daemon=True)
+    two.start()
+    one.join(120)
+    two.join(120)
+    assert not errors, errors
+    assert first.totals["revoked"] >= 1 and second.totals["batches"] >= 1, (
+        first.totals,
+        second.totals,
+    )
+    truth = ledger.truth()
+    assert query(
+        topics, "SELECT transaction_id, transaction_amount FROM transactions ORDER BY 1"
+    ) == [(t.transaction_id, Decimal(t.amount_cents).scaleb(-2)) for t in truth]
+    versions = sum(1 for m in ledger.messages if m.kind == "version")
+    entries = sum(1 for m in ledger.messages if m.kind == "entry")
+    assert query(topics, "SELECT COUNT(*) FROM transaction_versions") == [(versions,)]
+    assert query(topics, "SELECT COUNT(*) FROM transaction_ledger") == [(entries,)]
