@@ -253,6 +253,10 @@ def main() -> int:
             f"({ins_rate / ld_rate:.0%} of LOAD DATA)"
         )
         print(f"ratio sink / LOAD DATA = {sink_rate / ld_rate:.0%} (target >= 50%)")
+        print(
+            f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end "
+            "(the sink needs a core for Python and one for MariaDB; other load shows here)"
+        )
     finally:
         if not args.keep:
             conn = db.connect(settings, database=False, autocommit=True)

@@ -561,11 +561,15 @@ class LedgerWriter:
             # newest the audit trail knows, so a stale copy can never win.
             latest = self._newest_only(cur, latest)
         if self.bulk and len(units) > 1:
-            self._stage_current(cur, sorted(u.current() for u in latest.values()))
+            self._stage_current(
+                cur,
+                sorted(u.current() for u in latest.values()),
+                gone=any(not u.record.counted for u in latest.values()),
+            )
         else:
             self._apply_current(cur, [u.record for u in latest.values()])
 
-    def _stage_current(self, cur: Any, lines: list[str]) -> None:
+    def _stage_current(self, cur: Any, lines: list[str], *, gone: bool) -> None:
         """``transactions`` from a staging table: LOAD DATA, then one upsert and one delete."""
         if not lines:
             return
@@ -587,10 +591,11 @@ class LedgerWriter:
             )
             + f" ON DUPLICATE KEY UPDATE {sets}"
         )
-        cur.execute(
-            f"DELETE t FROM {target} t JOIN {STAGE} s ON t.transaction_id = s.transaction_id "
-            "AND t.updated_at <= s.updated_at WHERE NOT s.counted"
-        )
+        if gone:  # some newest versions are declined/reversed: their rows leave
+            cur.execute(
+                f"DELETE t FROM {target} t JOIN {STAGE} s ON t.transaction_id = s.transaction_id "
+                "AND t.updated_at <= s.updated_at WHERE NOT s.counted"
+            )
         cur.execute(f"DELETE FROM {STAGE}")
 
     def _newest_only(self, cur: Any, latest: dict[str, Unit]) -> dict[str, Unit]:
