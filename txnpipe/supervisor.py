@@ -39,6 +39,7 @@ class Stage:
     backoff: float = 1.0
     started_at: float = 0.0
     events: list[str] = field(default_factory=list)
+    stop_rank: int = 0  # lower stops first: the poller before the API it reads
 
     @property
     def pid(self) -> int | None:
@@ -113,7 +114,7 @@ class Supervisor:
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM each stage in order, wait, SIGKILL what is left; nothing keeps running."""
         self.stopping = True
-        for stage in self.stages:
+        for stage in sorted(self.stages, key=lambda s: s.stop_rank):
             proc = stage.proc
             if proc is None or proc.poll() is not None:
                 continue

@@ -101,7 +101,8 @@ class ProgressView:
             )
             parts.append(f"{counts} stream_lag={_or_q(stream.lag)}")
         if sink is not None:
-            parts.append(f"rows={sink.detail.get('ledger_rows', '?')} sink_lag={_or_q(sink.lag)}")
+            rows = sum(int(p.get("rows", 0)) for p in snap.partitions)
+            parts.append(f"ledger_rows~{rows} sink_lag={_or_q(sink.lag)}")
         restarts = sum(s.restarts for s in self.supervisor.stages)
         if restarts:
             parts.append(f"restarts={restarts}")
@@ -131,9 +132,13 @@ class ProgressView:
                 detail,
             )
         tables: list[Any] = [procs]
-        tables.append(_answer_table("categories", answers.get("categories")))
-        tables.append(_answer_table("top 5 customers", answers.get("top-customers")))
-        tables.append(_answer_table("monthly spend (last year)", answers.get("monthly")))
+        side_by_side = Table.grid(padding=(0, 2))
+        side_by_side.add_row(
+            _answer_table("categories", answers.get("categories")),
+            _answer_table("top 5 customers", answers.get("top-customers")),
+            _answer_table("monthly spend, last year", answers.get("monthly")),
+        )
+        tables.append(side_by_side)
         footer = Table.grid()
         if snap is not None:
             footer.add_row(
@@ -154,7 +159,7 @@ def _or_q(value: object) -> str:
 def _answer_table(title: str, answer: Answer | str | None) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, expand=True)
+    table = Table(title=title, expand=False)
     if not isinstance(answer, Answer):
         table.add_column(answer or "waiting for data")
         return table

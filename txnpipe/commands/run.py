@@ -100,7 +100,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> tuple[list[Stage], Set
                 update={"api_key": type(settings.api_key)("local-demo-key")}
             )
         sim += ["--api-key", settings.api_key.get_secret_value()]
-        stages.append(Stage("simulator", sim, run_dir / "simulator.log"))
+        stages.append(Stage("simulator", sim, run_dir / "simulator.log", stop_rank=1))
     stages.append(Stage("poller", ["poll", "--interval", "1"], run_dir / "poller.log"))
     for i in range(args.workers):
         stages.append(
