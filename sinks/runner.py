@@ -273,6 +273,7 @@ class SinkRunner:
         if self.buffer and (
             len(self.buffer) >= self.batch_messages
             or time.monotonic() - self.batch_started >= self.max_batch_age
+            or not messages  # nothing more arrived in the wait: write what we have now
         ):
             self._flush()
 
