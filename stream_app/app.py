@@ -136,25 +136,46 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
         internal=False,
     )
     stop = threading.Event()
-    processor = BatchProcessor(settings, stop=stop)
+    # ONE thread applies every batch: glibc gives each thread its own malloc arena, and a
+    # pool of N threads would grow N arenas to the size of the largest batch. A second
+    # thread publishes, so waiting for broker acks overlaps with the next batch's work.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnpipe-apply")
+    publishing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnpipe-publish")
+    processor = BatchProcessor(settings, stop=stop, publishing=publishing)
     unexpected = {"count": 0}
     totals = Totals()
 
-    # ONE thread applies every batch: glibc gives each thread its own malloc arena, and a
-    # pool of N threads would grow N arenas to the size of the largest batch.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnpipe-apply")
-
-    def finish_or_die(work: Future[BatchReport], partition: int) -> None:
+    def finish_or_die(work: Future[Any], partition: int) -> None:
         """Shutting down mid-batch: Faust acks (and commits) the batch once the agent
-        returns, so the batch must be applied first; if it cannot be, exit unacked."""
+        returns, so the batch must be applied and published first; else exit unacked."""
         try:
-            work.result(timeout=SHUTDOWN_GRACE)
+            result = work.result(timeout=SHUTDOWN_GRACE)
+            if isinstance(result, BatchReport) and result.publishing is not None:
+                result.publishing.result(timeout=SHUTDOWN_GRACE)
         except Exception as exc:
             log.critical("partition=%d: batch unfinished at shutdown (%s); exiting unacked",
                          partition, exc)  # fmt: skip
             os._exit(CRASH_EXIT)
 
-    async def handle(partition: int, messages: list[RawMessage]) -> None:
+    async def published(partition: int, work: Future[None]) -> None:
+        """Wait for a batch's publish; if it failed, publish its outbox again (or die)."""
+        try:
+            await asyncio.shield(asyncio.wrap_future(work))
+        except asyncio.CancelledError:
+            finish_or_die(work, partition)
+            raise
+        except Exception:
+            if stop.is_set():
+                finish_or_die(work, partition)
+            log.exception("partition=%d: publishing failed; publishing the outbox", partition)
+            try:
+                await asyncio.to_thread(processor.recover, partition)
+            except Exception:
+                log.critical("partition=%d: cannot publish; exiting unacked", partition)
+                os._exit(CRASH_EXIT)
+
+    async def handle(partition: int, messages: list[RawMessage]) -> Future[None] | None:
+        """Apply one partition's batch; returns its publish, still running, if any."""
         while True:
             work = executor.submit(processor.process, partition, messages)
             try:
@@ -163,7 +184,7 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
                 unexpected["count"] = 0
                 log.debug("partition=%d %s", partition, report)
                 totals.add(report)
-                return
+                return report.publishing
             except asyncio.CancelledError:
                 finish_or_die(work, partition)
                 raise
@@ -194,9 +215,14 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
                 by_partition[msg.partition].append(RawMessage(msg.offset, msg.key, msg.value))
                 oldest = min(oldest, msg.timestamp or oldest)
             totals.wait = max(totals.wait, time.time() - oldest)  # produce -> in our hands
+            pending: list[tuple[int, Future[None]]] = []
             for partition, messages in by_partition.items():
                 messages.sort(key=lambda m: m.offset)
-                await handle(partition, messages)
+                work = await handle(partition, messages)
+                if work is not None:
+                    pending.append((partition, work))
+            for partition, work in pending:  # the take acks its events after this
+                await published(partition, work)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(_sender: Any, assigned: Any, **_: Any) -> None:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -53,6 +54,9 @@ class BatchReport:
     fold_s: float = 0.0
     apply_s: float = 0.0
     publish_s: float = 0.0
+    # set when the publish runs on the publishing thread: the caller must wait for it
+    # before the batch may be acked
+    publishing: Future[None] | None = None
 
 
 class BatchProcessor:
@@ -65,6 +69,7 @@ class BatchProcessor:
         publisher: LedgerPublisher | None = None,
         stop: threading.Event | None = None,
         max_backoff: float = 5.0,
+        publishing: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.counted = settings.counted
@@ -73,6 +78,7 @@ class BatchProcessor:
         self.publisher = publisher or LedgerPublisher(settings)
         self.stop = stop or threading.Event()
         self.max_backoff = max_backoff
+        self.publishing = publishing  # None: publish in the calling thread
         self._locks: dict[int, threading.Lock] = {}  # per partition: recovery vs batches
         self._locks_guard = threading.Lock()
 
@@ -192,16 +198,23 @@ class BatchProcessor:
             report.accepted = fold.accepted
             report.invalid = fold.invalid
             t4 = time.perf_counter()
-            self._publish(fold)
+            report.publishing = self._publish(fold)
             report.publish_s = time.perf_counter() - t4
         return report
 
-    def _publish(self, fold: Fold) -> None:
+    def _publish(self, fold: Fold) -> Future[None] | None:
+        """Publish the batch's messages, then forget its outbox. With a publishing thread
+        this returns at once: waiting for acks overlaps with the next batch's work (the
+        thread is FIFO, so a partition's ledger stays in order)."""
         if not fold.out:
-            return
+            return None
 
         def publish() -> None:
             self.publisher.publish(fold.partition, fold.out)
             self.store.drop_outbox(fold.partition, [fold.last_offset])
 
-        self._retry(f"publishing partition={fold.partition}", publish)
+        what = f"publishing partition={fold.partition}"
+        if self.publishing is None:
+            self._retry(what, publish)
+            return None
+        return self.publishing.submit(self._retry, what, publish)
