@@ -53,7 +53,7 @@ class Unit:
         return self.ledger_lines, self.version_line
 
     def current(self) -> str:
-        """This version as a ``transactions`` staging line (with its ``counted`` flag)."""
+        """This version as a ``transactions`` line for ``LOAD DATA``."""
         if self.current_line is None:
             self.current_line = current_tsv(self.record)
         return self.current_line
@@ -357,12 +357,9 @@ def version_tsv(item: Received) -> str:
     )
 
 
-STAGE_COLUMNS = (*CURRENT_COLUMNS, "counted")
-
-
 def current_tsv(v: VersionRecord) -> str:
     return (
         f"{tsv_text(v.transaction_id)}\t{tsv_text(v.customer_id)}\t{tsv_text(v.product_category)}\t"
         f"{cents_to_str(v.amount_cents)}\t{v.transaction_date.isoformat()}\t{v.status}\t"
-        f"{tsv_time(v.updated_at)}\t{tsv_time(v.accepted_at)}\t{int(v.counted)}\n"
+        f"{tsv_time(v.updated_at)}\t{tsv_time(v.accepted_at)}\n"
     )

@@ -45,11 +45,5 @@ class Dialect:
         """The incoming row's value of ``column`` inside ``ON DUPLICATE KEY UPDATE``."""
         return f"new.{column}" if self.row_alias else f"VALUES({column})"
 
-    def insert_select(self, table: str, columns: str, select: str) -> str:
-        """``INSERT INTO table (columns) <select>`` whose rows ``incoming()`` can name."""
-        if self.row_alias:
-            return f"INSERT INTO {table} ({columns}) SELECT * FROM ({select}) AS new"
-        return f"INSERT INTO {table} ({columns}) {select}"
-
     def describe(self) -> str:
         return f"{self.flavor} {'.'.join(map(str, self.version))}"

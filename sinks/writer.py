@@ -39,7 +39,6 @@ from sinks import db, partitions, schema
 from sinks.batch import (
     CURRENT_COLUMNS,
     LEDGER_COLUMNS,
-    STAGE_COLUMNS,
     VERSION_COLUMNS,
     BatchPlan,
     Received,
@@ -59,24 +58,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OFFSET_BEGINNING = -2  # librdkafka's OFFSET_BEGINNING: nothing stored yet
 ROWS_PER_STATEMENT = 2000
-
-
-# Per-session staging table for ``transactions`` rows loaded with LOAD DATA.
-STAGE = "sink_stage_current"
-STAGE_DDL = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (
-  transaction_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-  customer_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-  product_category VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-  transaction_amount DECIMAL(12,2) NOT NULL,
-  transaction_date DATE NOT NULL,
-  status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  updated_at DATETIME(6) NOT NULL,
-  accepted_at DATETIME(6) NOT NULL,
-  counted BOOLEAN NOT NULL,
-  PRIMARY KEY (transaction_id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
-"""
 
 
 def _marks(n: int) -> str:
@@ -168,10 +149,6 @@ class LedgerWriter:
             schema.migrate(conn, self.today())
             self.keeper.ensure(conn, [], self.today())
             conn.commit()
-        if self.bulk:
-            cur = conn.cursor()
-            cur.execute(STAGE_DDL)  # per session; not a commit point
-            cur.close()
         self.conn = conn
         return conn
 
@@ -334,11 +311,20 @@ class LedgerWriter:
             affected += max(cur.rowcount, 0)
         return affected
 
-    def _load(self, cur: Any, table: str, columns: Sequence[str], lines: list[str]) -> int:
-        """``LOAD DATA LOCAL INFILE ... IGNORE``; returns rows inserted (duplicates skipped).
+    def _load(
+        self,
+        cur: Any,
+        table: str,
+        columns: Sequence[str],
+        lines: list[str],
+        *,
+        replace: bool = False,
+    ) -> int:
+        """``LOAD DATA LOCAL INFILE ... IGNORE|REPLACE``; returns the affected rows.
 
         LOCAL turns data errors into warnings; every warning beyond one per skipped
-        duplicate is raised as an error so that the batch is bisected, never truncated.
+        duplicate (IGNORE) is raised as an error so that the batch is bisected, never
+        truncated. With IGNORE the count is the rows inserted (duplicates skipped).
         """
         if not lines:
             return 0
@@ -347,12 +333,13 @@ class LedgerWriter:
         with open(path, "w", encoding="utf-8", newline="") as fh:
             fh.write("".join(lines))
         cur.execute(
-            f"LOAD DATA LOCAL INFILE '{path}' IGNORE INTO TABLE {table} "
+            f"LOAD DATA LOCAL INFILE '{path}' {'REPLACE' if replace else 'IGNORE'} "
+            f"INTO TABLE {table} "
             f"CHARACTER SET utf8mb4 ({', '.join(columns)})"
         )
         inserted = max(int(cur.rowcount), 0)
         warnings = int(cur.warning_count or 0)
-        if warnings > len(lines) - inserted:
+        if warnings > (0 if replace else len(lines) - inserted):
             cur.execute("SHOW WARNINGS LIMIT 20")
             found = [
                 (int(code), str(text)) for _, code, text in cur.fetchall() if int(code) != 1062
@@ -561,42 +548,27 @@ class LedgerWriter:
             # newest the audit trail knows, so a stale copy can never win.
             latest = self._newest_only(cur, latest)
         if self.bulk and len(units) > 1:
-            self._stage_current(
-                cur,
-                sorted(u.current() for u in latest.values()),
-                gone=any(not u.record.counted for u in latest.values()),
-            )
+            self._replace_current(cur, list(latest.values()))
         else:
             self._apply_current(cur, [u.record for u in latest.values()])
 
-    def _stage_current(self, cur: Any, lines: list[str], *, gone: bool) -> None:
-        """``transactions`` from a staging table: LOAD DATA, then one upsert and one delete."""
-        if not lines:
-            return
-        assert self.dialect is not None
-        self._load(cur, STAGE, STAGE_COLUMNS, lines)
-        inc = self._incoming
-        target = schema.CURRENT
-        # Guarded upsert: an older updated_at never overwrites a newer row; updated_at last.
-        sets = ", ".join(
-            f"{c} = IF({inc('updated_at')} >= {target}.updated_at, {inc(c)}, {target}.{c})"
-            for c in CURRENT_COLUMNS
-            if c not in ("transaction_id", "updated_at")
-        )
-        sets += f", updated_at = GREATEST({target}.updated_at, {inc('updated_at')})"
-        columns = ", ".join(CURRENT_COLUMNS)
-        cur.execute(
-            self.dialect.insert_select(
-                target, columns, f"SELECT {columns} FROM {STAGE} WHERE counted"
-            )
-            + f" ON DUPLICATE KEY UPDATE {sets}"
-        )
-        if gone:  # some newest versions are declined/reversed: their rows leave
+    def _replace_current(self, cur: Any, latest: list[Unit]) -> None:
+        """``transactions`` := the newest versions: LOAD DATA REPLACE, then delete the gone.
+
+        Safe without an ``updated_at`` guard: ``latest`` holds only versions that are the
+        newest the audit trail knows (all new, or checked by ``_newest_only``), and no other
+        sink writes these transactions meanwhile (their partitions' offset rows are locked
+        by this transaction since its first statement).
+        """
+        counted = sorted(u.current() for u in latest if u.record.counted)
+        self._load(cur, schema.CURRENT, CURRENT_COLUMNS, counted, replace=True)
+        gone = [u.record.transaction_id for u in latest if not u.record.counted]
+        for start in range(0, len(gone), ROWS_PER_STATEMENT):
+            chunk = gone[start : start + ROWS_PER_STATEMENT]
             cur.execute(
-                f"DELETE t FROM {target} t JOIN {STAGE} s ON t.transaction_id = s.transaction_id "
-                "AND t.updated_at <= s.updated_at WHERE NOT s.counted"
+                f"DELETE FROM {schema.CURRENT} WHERE transaction_id IN ({_marks(len(chunk))})",
+                tuple(chunk),
             )
-        cur.execute(f"DELETE FROM {STAGE}")
 
     def _newest_only(self, cur: Any, latest: dict[str, Unit]) -> dict[str, Unit]:
         ids = list(latest)
