@@ -13,16 +13,17 @@ import struct
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from schemas import (
     Accepted,
     Change,
     DeadLetter,
     Duplicate,
+    LedgerEntry,
     Rejection,
-    Stale,
     Transaction,
+    VersionRecord,
     apply_change,
     parse_message,
 )
@@ -35,6 +36,8 @@ _HEADER = struct.Struct(">BiI")  # kind, key length (-1 = no key), value length
 # A dead letter carries the raw bytes, cut to this size: a 1 MB poison message must not
 # make an envelope the broker refuses (message.max.bytes is 1 MB by default).
 MAX_DLQ_RAW = 256 * 1024
+_ENTRY_JSON = LedgerEntry.__pydantic_serializer__.to_json
+_VERSION_JSON = VersionRecord.__pydantic_serializer__.to_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,22 +159,6 @@ def dead_letter(rejection: Rejection, raw_topic: str, partition: int, offset: in
     return letter.model_dump_json().encode()
 
 
-def _add_contribution(fold: Fold, change: Change) -> None:
-    for entry in change.entries:
-        cat = fold.category.get(entry.product_category)
-        if cat is None:
-            fold.category[entry.product_category] = [entry.count, entry.amount_cents]
-        else:
-            cat[0] += entry.count
-            cat[1] += entry.amount_cents
-        fold.customer[entry.customer_id] = (
-            fold.customer.get(entry.customer_id, 0) + entry.amount_cents
-        )
-        day = entry.transaction_date.isoformat()
-        fold.day[day] = fold.day.get(day, 0) + entry.amount_cents
-        fold.entries += 1
-
-
 def fold_batch(
     parsed: Parsed,
     current: Mapping[str, Transaction | None],
@@ -188,41 +175,62 @@ def fold_batch(
     fold = Fold(parsed.partition)
     versions: dict[str, Transaction | None] = dict(current)
     partition = parsed.partition
+    out = fold.out.append
+    states = fold.states
+    category, customer, days = fold.category, fold.customer, fold.day
+    accepted = duplicates = stale = invalid = entries = 0
+    # hot loop (~60 % of a worker's CPU with cleaning): locals, exact type checks, and
+    # each model's own serializer (model_dump_json adds a Python wrapper per call)
     for msg, results in zip(parsed.messages, parsed.results, strict=True):
-        if msg.offset <= watermark:
+        offset = msg.offset
+        if offset <= watermark:
             continue
         if fold.first_offset < 0:
-            fold.first_offset = msg.offset
-        fold.last_offset = msg.offset
+            fold.first_offset = offset
+        fold.last_offset = offset
         fold.messages += 1
+        source = (partition, offset)
         for result in results:
-            if isinstance(result, Rejection):
-                fold.invalid += 1
-                letter = dead_letter(result, raw_topic, partition, msg.offset)
-                fold.out.append(OutMessage(DLQ_KIND, msg.key, letter))
+            if type(result) is not Accepted:
+                invalid += 1
+                rejection = cast(Rejection, result)
+                out(
+                    OutMessage(
+                        DLQ_KIND, msg.key, dead_letter(rejection, raw_topic, partition, offset)
+                    )
+                )
                 continue
             txn = result.transaction
+            tid = txn.transaction_id
             outcome = apply_change(
-                versions.get(txn.transaction_id),
-                txn,
-                accepted_at=accepted_at,
-                counted=counted,
-                source=(partition, msg.offset),
+                versions.get(tid), txn, accepted_at=accepted_at, counted=counted, source=source
             )
-            if isinstance(outcome, Duplicate):
-                fold.duplicates += 1
-            elif isinstance(outcome, Stale):
-                fold.stale += 1
-            else:
-                fold.accepted += 1
-                versions[txn.transaction_id] = txn
-                fold.states[txn.transaction_id] = txn
-                _add_contribution(fold, outcome)
-                key = txn.transaction_id.encode("utf-8")
-                for message in outcome.messages:
-                    # the model's own serializer, minus model_dump_json's Python wrapper
-                    value = message.__pydantic_serializer__.to_json(message)
-                    fold.out.append(OutMessage(LEDGER_KIND, key, value))
+            if type(outcome) is not Change:
+                if isinstance(outcome, Duplicate):
+                    duplicates += 1
+                else:
+                    stale += 1
+                continue
+            accepted += 1
+            versions[tid] = txn
+            states[tid] = txn
+            key = tid.encode("utf-8")
+            for entry in outcome.entries:
+                entries += 1
+                cents = entry.amount_cents
+                cat = category.get(entry.product_category)
+                if cat is None:
+                    category[entry.product_category] = [entry.count, cents]
+                else:
+                    cat[0] += entry.count
+                    cat[1] += cents
+                customer[entry.customer_id] = customer.get(entry.customer_id, 0) + cents
+                day = entry.transaction_date.isoformat()
+                days[day] = days.get(day, 0) + cents
+                out(OutMessage(LEDGER_KIND, key, _ENTRY_JSON(entry)))
+            out(OutMessage(LEDGER_KIND, key, _VERSION_JSON(outcome.version)))  # after entries
+    fold.accepted, fold.duplicates, fold.stale = accepted, duplicates, stale
+    fold.invalid, fold.entries = invalid, entries
     return fold
 
 
