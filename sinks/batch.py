@@ -47,7 +47,9 @@ class Unit:
     def lines(self) -> tuple[tuple[str, ...], str]:
         """This unit's ledger lines and version line for ``LOAD DATA``."""
         if self.ledger_lines is None or len(self.ledger_lines) != len(self.entries):
-            self.ledger_lines = tuple(ledger_tsv(e) for e in self.entries)
+            at = self.record.updated_at  # entries carry their version's time: format it once
+            text = tsv_time(at)
+            self.ledger_lines = tuple(ledger_tsv(e, at, text) for e in self.entries)
         if self.version_line is None:
             self.version_line = version_tsv(self.version)
         return self.ledger_lines, self.version_line
@@ -333,11 +335,15 @@ def tsv_time(moment: datetime) -> str:
     return str(naive_utc(moment))
 
 
-def ledger_tsv(item: Received) -> str:
+def ledger_tsv(item: Received, at: datetime | None = None, at_text: str = "") -> str:
+    """One ledger line; ``at_text`` is ``at`` already formatted (reused when it matches)."""
     e = item.message
     assert isinstance(e, LedgerEntry)
+    when = (
+        at_text if at is not None and e.version_updated_at == at else tsv_time(e.version_updated_at)
+    )
     return (
-        f"{tsv_text(e.entry_id)}\t{tsv_text(e.transaction_id)}\t{tsv_time(e.version_updated_at)}\t"
+        f"{tsv_text(e.entry_id)}\t{tsv_text(e.transaction_id)}\t{when}\t"
         f"{e.entry_type}\t{tsv_text(e.customer_id)}\t{tsv_text(e.product_category)}\t"
         f"{e.transaction_date.isoformat()}\t{cents_to_str(e.amount_cents)}\t{e.count}\t"
         f"{e.source_partition}\t{e.source_offset}\t{item.partition}\t{item.offset}\n"

@@ -121,3 +121,18 @@ def test_latest_version_per_transaction_and_raw_positions() -> None:
 
 def test_fold_offsets_is_next_offset_per_partition() -> None:
     assert fold_offsets([(0, 5), (1, 2), (0, 9), (0, 7)]) == {0: 10, 1: 3}
+
+
+def test_load_data_lines_escape_specials_and_write_utc_without_offset() -> None:
+    from sinks.batch import render, tsv_text
+
+    assert tsv_text("a\\b\tc\nd\0") == "a\\\\b\\tc\\nd\\0" and tsv_text("café 日本") == "café 日本"
+    ledger = Ledger()
+    ledger.accept(make_txn("t\t1", 0, product_category="x\ny"))
+    [unit] = render(fold(received(ledger.messages), {})).units
+    entry_lines, version_line = unit.lines()
+    fields = entry_lines[0].rstrip("\n").split("\t")
+    assert len(fields) == 13 and fields[1] == "t\\t1" and fields[5] == "x\\ny"
+    assert fields[2] == "2026-01-01 00:00:00" and fields[7] == "10.00"
+    assert version_line.count("\t") == 14 and "+00:00" not in version_line
+    assert unit.current().rstrip("\n").split("\t")[6] == "2026-01-01 00:00:00"
