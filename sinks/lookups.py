@@ -10,6 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from mysql.connector.errors import Error as MySQLError
+
+from common.errors import TxnpipeError
 from common.settings import Settings
 from schemas.answers import (
     Answer,
@@ -55,10 +58,16 @@ def to_cents(amount: Decimal | int | None) -> int:
 
 def answer(settings: Settings, question: Question | str, limit: int | None) -> Answer:
     """Rows for ``question`` from the sink's tables, in the contract's order."""
-    conn = db.connect(settings, autocommit=True)
+    try:
+        conn = db.connect(settings, autocommit=True)
+    except MySQLError as exc:
+        raise _no_tables(settings, exc) from None
     try:
         cur = conn.cursor()
-        rows = _rows(cur, question, limit)
+        try:
+            rows = _rows(cur, question, limit)
+        except MySQLError as exc:
+            raise _no_tables(settings, exc) from None
         # when the newest version was accepted upstream (indexed; MAX(updated_at) is not)
         cur.execute(f"SELECT MAX(accepted_at) FROM {schema.VERSIONS}")
         newest = cur.fetchone()
@@ -73,6 +82,15 @@ def answer(settings: Settings, question: Question | str, limit: int | None) -> A
 
         as_of = as_of.replace(tzinfo=UTC)
     return Answer(question, rows, "mysql", as_of, offsets)  # type: ignore[arg-type]
+
+
+def _no_tables(settings: Settings, exc: MySQLError) -> Exception:
+    if getattr(exc, "errno", None) in (1049, 1146):  # no such database / table
+        return TxnpipeError(
+            f"MySQL database={settings.mysql_database} has no sink tables yet; "
+            "run `txnpipe sink` (or `txnpipe run`) first"
+        )
+    return exc
 
 
 def _rows(cur: Any, question: str, limit: int | None) -> Any:

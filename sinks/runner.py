@@ -137,7 +137,9 @@ class SinkRunner:
 
     def run(self, *, until_idle: bool = False) -> int:
         """The consume → batch → write loop; returns the process exit code."""
-        self._with_retries(self.writer.connect, "connect")
+        # At start a MySQL that stays down is an error the operator must see (exit 1); once
+        # running, the sink waits for it.
+        self._with_retries(self.writer.connect, "connect", give_up_after=30.0)
         ensure_topics(self.settings)
         self.consumer = Consumer(consumer_config(self.settings))
         self.consumer.subscribe(
@@ -396,8 +398,12 @@ class SinkRunner:
         except KafkaException:
             log.debug("group commit (informational) failed", exc_info=True)
 
-    def _with_retries(self, action: Callable[[], Any], what: str) -> Any:
+    def _with_retries(
+        self, action: Callable[[], Any], what: str, give_up_after: float | None = None
+    ) -> Any:
+        """``action()``, retried with backoff on transient errors (until ``give_up_after`` s)."""
         delay = 0.2
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
         while True:
             try:
                 return action()
@@ -405,7 +411,7 @@ class SinkRunner:
                 self.writer.reset()
                 if isinstance(exc, MySQLError) and not db.is_transient(exc):
                     raise
-                if self.stopping:
+                if self.stopping or (deadline is not None and time.monotonic() > deadline):
                     raise
                 log.warning("sink: %s failed, retrying in %.1fs: %s", what, delay, exc)
                 time.sleep(delay)
