@@ -115,6 +115,19 @@ def baseline(settings: Settings, total_messages: int) -> tuple[float, int]:
     return records / elapsed, records
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
 def rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -149,7 +162,11 @@ def start_worker(settings: Settings, batch_size: int, log: Path) -> subprocess.P
     )  # fmt: skip
 
 
-def worker_rate(settings: Settings, last: dict[int, int], r: redis.Redis) -> tuple[float, int]:
+def worker_rate(
+    settings: Settings, last: dict[int, int], r: redis.Redis, pid: int
+) -> tuple[float, int, float, float]:
+    """Records/s from the first applied batch to the end; the worker's share of one core
+    and the whole machine's busy share over the same window."""
     stats_key, wm_key = f"{settings.namespace}:stats", f"{settings.namespace}:wm"
     fields = ("accepted", "duplicates", "stale", "invalid")
     first: tuple[float, int] | None = None
@@ -160,10 +177,14 @@ def worker_rate(settings: Settings, last: dict[int, int], r: redis.Redis) -> tup
         now = time.perf_counter()
         if done and first is None:
             first = (now, done)
+            cpu0, busy0 = cpu_seconds(pid), machine_busy()
         wm = {int(k): int(v) for k, v in r.hgetall(wm_key).items()}
         if all(wm.get(p, -1) >= o for p, o in last.items()):
             assert first is not None
-            return (done - first[1]) / max(now - first[0], 1e-9), done
+            elapsed = max(now - first[0], 1e-9)
+            busy1 = machine_busy()
+            machine = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1)
+            return (done - first[1]) / elapsed, done, (cpu_seconds(pid) - cpu0) / elapsed, machine
         time.sleep(0.02)
     raise SystemExit("the worker did not finish in 900 s")
 
@@ -271,10 +292,11 @@ def main() -> int:
             worker = start_worker(settings, args.batch_size, log)
             sampler = Sampler(worker.pid)
             sampler.start()
-            rate, done = worker_rate(settings, last, r)
+            rate, done, core, machine = worker_rate(settings, last, r, worker.pid)
             throughput_samples = len(sampler.samples)
             print(f"worker    txnpipe stream (Faust + Lua + ledger): {rate:,.0f} records/s "
-                  f"({done} records)")  # fmt: skip
+                  f"({done} records; the worker used {core:.0%} of a core, the machine's "
+                  f"{os.cpu_count()} cores were {machine:.0%} busy)")  # fmt: skip
             print(f"ratio     worker/baseline = {rate / base_rate:.2f}   "
                   "target >= 20,000 records/s")  # fmt: skip
 
