@@ -47,6 +47,8 @@ from sinks.writer import BatchResult, FencedError, LedgerWriter
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
+SLOW_BATCH = 0.8  # seconds: a batch whose write takes longer halves the batch size
+MIN_BATCH = 1000
 
 
 def group_id(settings: Settings) -> str:
@@ -88,6 +90,9 @@ class SinkRunner:
         self.topic = settings.topic(LEDGER.suffix)
         self.dlq_topic = settings.topic(DLQ.suffix)
         self.batch_messages = batch_messages
+        # Messages per batch now: halved when a batch takes long to write (a slow or busy
+        # database), grown back when it is quick, so that commits stay under a second apart.
+        self.batch_limit = batch_messages
         self.max_batch_age = max_batch_age
         self.idle_seconds = idle_seconds
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -254,7 +259,7 @@ class SinkRunner:
             wait = max(0.0, self.max_batch_age - (time.monotonic() - self.batch_started))
         else:
             wait = 0.2
-        room = max(1, min(5000, self.batch_messages - len(self.buffer)))
+        room = max(1, min(5000, self.batch_limit - len(self.buffer)))
         messages = self.consumer.consume(num_messages=room, timeout=min(wait, 0.2))
         for message in messages:
             error = message.error()
@@ -273,7 +278,7 @@ class SinkRunner:
         if messages:
             self.last_activity = time.monotonic()
         if self.buffer and (
-            len(self.buffer) >= self.batch_messages
+            len(self.buffer) >= self.batch_limit
             or time.monotonic() - self.batch_started >= self.max_batch_age
             or not messages  # nothing more arrived in the wait: write what we have now
         ):
@@ -324,6 +329,10 @@ class SinkRunner:
         if outcome is None:  # stopping with an unwritten batch: it is read again on start
             return False
         result = outcome
+        if result.seconds > SLOW_BATCH and self.batch_limit > MIN_BATCH:
+            self.batch_limit = max(MIN_BATCH, self.batch_limit // 2)
+        elif result.seconds < SLOW_BATCH / 2 and plan.messages >= self.batch_limit:
+            self.batch_limit = min(self.batch_messages, self.batch_limit * 2)
         for p, offset in plan.next_offsets.items():
             self.expected[p] = offset
         self._commit_to_group(plan.next_offsets)
