@@ -101,6 +101,11 @@ class LedgerWriter:
         bulk: bool = True,
     ) -> None:
         self.settings = settings
+        # ``transactions`` holds the newest version when its status counts *by these
+        # settings* (CONTRACT §2, configurable): after a change of rules, `txnpipe replay`
+        # re-applies every version and the table follows. The audit trail keeps the
+        # stream app's ``counted`` as it was decided.
+        self.counted = settings.counted
         self.group = group
         self.topic = topic
         self.dlq_topic = dlq_topic
@@ -560,9 +565,9 @@ class LedgerWriter:
         sink writes these transactions meanwhile (their partitions' offset rows are locked
         by this transaction since its first statement).
         """
-        counted = sorted(u.current() for u in latest if u.record.counted)
+        counted = sorted(u.current() for u in latest if u.record.status in self.counted)
         self._load(cur, schema.CURRENT, CURRENT_COLUMNS, counted, replace=True)
-        gone = [u.record.transaction_id for u in latest if not u.record.counted]
+        gone = [u.record.transaction_id for u in latest if u.record.status not in self.counted]
         for start in range(0, len(gone), ROWS_PER_STATEMENT):
             chunk = gone[start : start + ROWS_PER_STATEMENT]
             cur.execute(
@@ -584,8 +589,10 @@ class LedgerWriter:
         return {t: u for t, u in latest.items() if newest.get(t) == naive_utc(u.record.updated_at)}
 
     def _apply_current(self, cur: Any, versions: list[VersionRecord]) -> None:
-        counted = sorted((v for v in versions if v.counted), key=lambda v: v.transaction_id)
-        gone = [v for v in versions if not v.counted]
+        counted = sorted(
+            (v for v in versions if v.status in self.counted), key=lambda v: v.transaction_id
+        )
+        gone = [v for v in versions if v.status not in self.counted]
         if counted:
             inc = self._incoming
             # Guarded upsert: an older updated_at never overwrites a newer row; updated_at last.

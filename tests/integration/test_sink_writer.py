@@ -244,3 +244,27 @@ def test_status_rewind_and_drop_tables(mysql_db: Settings) -> None:
     assert drop_tables(mysql_db) is True
     assert sink_status(mysql_db) == {"next_offsets": {}, "tables": "missing"}
     assert drop_tables(mysql_db) is False
+
+
+def test_a_change_of_counted_statuses_takes_effect_by_re_applying_the_versions(
+    mysql_db: Settings,
+) -> None:
+    from common.settings import load_settings
+
+    ledger = Ledger()
+    ledger.accept(make_txn("p", 0, status="pending"))
+    ledger.accept(make_txn("a", 1, status="approved"))
+    ledger.accept(make_txn("d", 2, status="declined"))
+    h = Harness(mysql_db, datetime(2026, 11, 30, tzinfo=UTC))
+    h.write(ledger.messages)
+    assert h.query("SELECT transaction_id FROM transactions ORDER BY 1") == [("a",), ("p",)]
+    h.writer.close()
+
+    strict = load_settings({**mysql_db.model_dump(), "counted_statuses": "approved"})
+    replay = Harness(strict, datetime(2026, 11, 30, tzinfo=UTC))
+    replay.next_offset = 0  # `txnpipe replay --from-beginning` rewound the offsets
+    replay.query("UPDATE sink_offsets SET next_offset = 0")
+    replay.write(ledger.messages)
+    assert replay.query("SELECT transaction_id FROM transactions ORDER BY 1") == [("a",)]
+    assert replay.query("SELECT COUNT(*) FROM transaction_versions") == [(3,)]
+    replay.writer.close()
