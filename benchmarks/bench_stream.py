@@ -172,13 +172,16 @@ def worker_rate(
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        stats = r.hmget(stats_key, fields)
+        pipe = r.pipeline(transaction=True)  # watermarks and counters of the same instant
+        pipe.hgetall(wm_key)
+        pipe.hmget(stats_key, fields)
+        raw_wm, stats = pipe.execute()
         done = sum(int(x) for x in stats if x)
         now = time.perf_counter()
         if done and first is None:
             first = (now, done)
             cpu0, busy0 = cpu_seconds(pid), machine_busy()
-        wm = {int(k): int(v) for k, v in r.hgetall(wm_key).items()}
+        wm = {int(k): int(v) for k, v in raw_wm.items()}
         if all(wm.get(p, -1) >= o for p, o in last.items()):
             assert first is not None
             elapsed = max(now - first[0], 1e-9)
