@@ -44,20 +44,45 @@ class Unit:
     version_line: str | None = None
     current_line: str | None = None
 
+    def render(self) -> None:
+        """Format every line of this unit, each shared field once (the hot path)."""
+        v = self.record
+        tid, customer, category = (
+            tsv_text(v.transaction_id),
+            tsv_text(v.customer_id),
+            tsv_text(v.product_category),
+        )
+        amount, day = cents_to_str(v.amount_cents), v.transaction_date.isoformat()
+        updated, accepted = tsv_time(v.updated_at), tsv_time(v.accepted_at)
+        previous = tsv_time(v.previous_updated_at) if v.previous_updated_at else "\\N"
+        self.version_line = (
+            f"{tid}\t{updated}\t{customer}\t{category}\t{amount}\t{day}\t{v.status}\t"
+            f"{int(v.counted)}\t{previous}\t{tsv_text(','.join(v.entry_ids))}\t{accepted}\t"
+            f"{v.source_partition}\t{v.source_offset}\t{self.version.partition}\t"
+            f"{self.version.offset}\n"
+        )
+        self.current_line = (
+            f"{tid}\t{customer}\t{category}\t{amount}\t{day}\t{v.status}\t{updated}\t{accepted}\n"
+        )
+        # entries carry their version's time: reuse its text
+        self.ledger_lines = tuple(ledger_tsv(e, v.updated_at, updated) for e in self.entries)
+
     def lines(self) -> tuple[tuple[str, ...], str]:
         """This unit's ledger lines and version line for ``LOAD DATA``."""
-        if self.ledger_lines is None or len(self.ledger_lines) != len(self.entries):
-            at = self.record.updated_at  # entries carry their version's time: format it once
-            text = tsv_time(at)
-            self.ledger_lines = tuple(ledger_tsv(e, at, text) for e in self.entries)
-        if self.version_line is None:
-            self.version_line = version_tsv(self.version)
+        if (
+            self.version_line is None
+            or self.ledger_lines is None
+            or len(self.ledger_lines) != len(self.entries)
+        ):
+            self.render()
+        assert self.ledger_lines is not None and self.version_line is not None
         return self.ledger_lines, self.version_line
 
     def current(self) -> str:
         """This version as a ``transactions`` line for ``LOAD DATA``."""
         if self.current_line is None:
-            self.current_line = current_tsv(self.record)
+            self.render()
+        assert self.current_line is not None
         return self.current_line
 
     @property
@@ -156,8 +181,7 @@ def fold(items: list[Received | DeadLetter], next_offsets: dict[int, int]) -> Ba
 def render(plan: BatchPlan) -> BatchPlan:
     """Render every unit's ``LOAD DATA`` lines now (see ``Unit.lines``)."""
     for unit in plan.units:
-        unit.lines()
-        unit.current()
+        unit.render()
     return plan
 
 

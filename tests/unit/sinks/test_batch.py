@@ -136,3 +136,8 @@ def test_load_data_lines_escape_specials_and_write_utc_without_offset() -> None:
     assert fields[2] == "2026-01-01 00:00:00" and fields[7] == "10.00"
     assert version_line.count("\t") == 14 and "+00:00" not in version_line
     assert unit.current().rstrip("\n").split("\t")[6] == "2026-01-01 00:00:00"
+
+    from sinks.batch import current_tsv, ledger_tsv, version_tsv
+
+    assert version_line == version_tsv(unit.version) and unit.current() == current_tsv(unit.record)
+    assert entry_lines == tuple(ledger_tsv(e) for e in unit.entries)
