@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -326,6 +327,7 @@ def main() -> int:
                 worker.wait(30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        shutil.rmtree(settings.state_dir / "faust" / f"{settings.namespace}-stream", True)
         keys = list(r.scan_iter(match=f"{settings.namespace}:*", count=1000))
         if keys:
             r.delete(*keys)

@@ -60,6 +60,7 @@ class Worker:
             **os.environ,
             "TXNPIPE_NAMESPACE": settings.namespace,
             "TXNPIPE_REDIS_URL": settings.redis_url,
+            "TXNPIPE_STATE_DIR": str(settings.state_dir),  # Faust's datadir goes there
         }
         self.proc = subprocess.Popen(
             [
