@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from common.errors import ServiceUnavailableError
-from common.settings import Settings
+from common.settings import Settings, mask_url
 from schemas.answers import (
     Answer,
     CategoryRow,
@@ -53,7 +53,8 @@ def answer(
         return _answer(r, keys, question, limit, now or datetime.now(UTC))
     except redis.exceptions.ConnectionError as exc:
         raise ServiceUnavailableError(
-            f"Redis does not answer at the configured url: {exc}"
+            f"Redis does not answer at url={mask_url(settings.redis_url)} ({exc}); "
+            "start it or set TXNPIPE_REDIS_URL"
         ) from None
     finally:
         if own:
