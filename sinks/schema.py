@@ -29,7 +29,7 @@ RAW_POSITIONS = "sink_raw_positions"
 MIGRATIONS = "sink_migrations"
 
 # Months of ledger partitions made at creation, before and after the current month.
-INITIAL_MONTHS_BACK = 12
+INITIAL_MONTHS_BACK = 24
 MONTHS_AHEAD = 3
 
 _TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
