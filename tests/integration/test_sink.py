@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from common.settings import Settings
@@ -243,6 +244,7 @@ def test_refused_and_malformed_messages_go_to_the_dlq_and_the_sink_carries_on(
     assert all("1406" in d.detail for d in refused)
 
 
+@pytest.mark.slow
 def test_two_sinks_share_the_partitions_and_a_rebalance_loses_and_doubles_nothing(
     topics: Settings, mysql_db: Settings
 ) -> None:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mysql.connector.errors import Error as MySQLError
 
 from common.settings import Settings
@@ -111,6 +112,7 @@ def test_connection_killed_from_another_session_mid_batch(
     assert_exact(topics, ledger)
 
 
+@pytest.mark.slow
 def test_repeated_sigkill_of_the_sink_process_mid_batch(
     topics: Settings, mysql_db: Settings, tmp_path: Path
 ) -> None:
