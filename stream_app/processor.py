@@ -133,7 +133,7 @@ class BatchProcessor:
         while True:
             restored = self._retry(
                 f"restoring partition={partition}",
-                lambda: restore_partition(self.settings, partition),
+                lambda: restore_partition(self.settings, partition, self.counted),
             )
             result = self._retry(
                 f"installing partition={partition}",

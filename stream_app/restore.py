@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date, datetime
 
 from common.errors import ServiceUnavailableError
@@ -22,9 +22,15 @@ from stream_app.store import Restored
 log = logging.getLogger(__name__)
 
 
-def fold_ledger(partition: int, values: Iterable[bytes]) -> Restored:
+def fold_ledger(
+    partition: int, values: Iterable[bytes], counted: Collection[str] | None = None
+) -> Restored:
     """Pure: ledger message values (JSON) in partition order -> the partition's restore.
 
+    The aggregates are the sums of the entries whose version record is present; with
+    ``counted``, they are the contributions of the last versions under those statuses
+    instead (the same numbers unless the counted statuses changed since the ledger was
+    written — and then the later entries, computed under the new rules, build on these).
     Keeps only small tuples per entry and version, not the parsed messages: a restore
     of millions of ledger messages must fit beside a running worker."""
     # entry_id -> (transaction id, version updated_at, category, customer, day, cents, count)
@@ -80,7 +86,35 @@ def fold_ledger(partition: int, values: Iterable[bytes]) -> Restored:
             separators=(",", ":"),
             ensure_ascii=False,
         )
+    if counted is not None:
+        from_entries = (out.category, out.customer, out.day)
+        out.category, out.customer, out.day = {}, {}, {}
+        for _updated, (customer, category, cents, day, status) in last.values():
+            if status not in counted:
+                continue
+            cat = out.category.setdefault(category, [0, 0])
+            cat[0] += 1
+            cat[1] += cents
+            out.customer[customer] = out.customer.get(customer, 0) + cents
+            out.day[day] = out.day.get(day, 0) + cents
+        if _nonzero(from_entries) != _nonzero((out.category, out.customer, out.day)):
+            log.warning(
+                "ledger partition=%d: its entries do not sum to its last versions under "
+                "counted=%s (were the counted statuses changed?); using the versions",
+                partition, ",".join(sorted(counted)),
+            )  # fmt: skip
     return out
+
+
+def _nonzero(
+    sums: tuple[dict[str, list[int]], dict[str, int], dict[str, int]],
+) -> tuple[dict[str, list[int]], dict[str, int], dict[str, int]]:
+    category, customer, day = sums
+    return (
+        {k: v for k, v in category.items() if v != [0, 0]},
+        {k: v for k, v in customer.items() if v},
+        {k: v for k, v in day.items() if v},
+    )
 
 
 def iter_ledger_partition(
@@ -130,20 +164,22 @@ def iter_ledger_partition(
         consumer.close()
 
 
-def restore_partition(settings: Settings, partition: int) -> Restored:
+def restore_partition(
+    settings: Settings, partition: int, counted: Collection[str] | None = None
+) -> Restored:
     """Read ledger partition ``partition`` and fold it (blocking; run it off the event loop)."""
     started = time.monotonic()
-    counted = [0]
+    read = [0]
 
     def counting() -> Iterator[bytes]:
         for value in iter_ledger_partition(settings, partition):
-            counted[0] += 1
+            read[0] += 1
             yield value
 
-    restored = fold_ledger(partition, counting())
+    restored = fold_ledger(partition, counting(), counted)
     log.info(
         "restored partition=%d from %d ledger messages: %d transactions, watermark=%d in %.2fs",
-        partition, counted[0], len(restored.states), restored.watermark,
+        partition, read[0], len(restored.states), restored.watermark,
         time.monotonic() - started,
     )  # fmt: skip
     return restored

@@ -197,3 +197,24 @@ def test_restore_ignores_entries_whose_version_is_missing() -> None:
     assert fold_ledger(3, [entry]).category == {}
     assert fold_ledger(3, [entry]).watermark == -1
     assert fold_ledger(3, [entry, version]).category == {"books": [1, 1000]}
+
+
+def test_restore_under_counted_statuses_sums_the_last_versions() -> None:
+    """With the rules unchanged, versions and entries agree; after a change of the counted
+    statuses the restore follows the versions (what later entries build on)."""
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    hist = generate(6, 300, now=now)
+    messages = [RawMessage(i, None, json.dumps(r, default=str).encode())
+                for i, r in enumerate(hist.served)]  # fmt: skip
+    ledger = [m.value for m in fold(messages).out if m.kind == LEDGER_KIND]
+    by_entries = fold_ledger(3, ledger)
+    by_versions = fold_ledger(3, ledger, COUNTED)
+    assert {k: v for k, v in by_versions.customer.items() if v} == {
+        k: v for k, v in by_entries.customer.items() if v
+    }
+    approved = fold_ledger(3, ledger, {"approved"})
+    last = hist.last_versions().values()
+    assert sum(c for c, _ in approved.category.values()) == sum(
+        1 for v in last if v.status == "approved"
+    )
+    assert sum(approved.customer.values()) == sum(v.cents for v in last if v.status == "approved")
