@@ -42,12 +42,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="never start the bundled broker")  # fmt: skip
 
 
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from common.errors import ConfigError
     from common.services import ensure_broker
 
     if args.batch_size < 1 or args.batch_wait <= 0 or not 0 <= args.web_port < 65536:
         raise ConfigError("--batch-size must be >= 1, --batch-wait > 0, --web-port in 0..65535")
+    if args.web_port and not _port_free(args.web_bind, args.web_port):
+        raise ConfigError(
+            f"--web-port {args.web_port} is in use on {args.web_bind} (another worker?); "
+            "give each worker its own port, or 0 for none"
+        )
     if not args.no_broker:
         ensure_broker(settings)
     from stream_app.app import WorkerOptions, run_worker
