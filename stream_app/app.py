@@ -88,10 +88,13 @@ class WorkerOptions:
 def _shorten_fetch_wait() -> None:
     from faust.transport.drivers import aiokafka as driver
 
-    thread_cls: Any = driver.AIOKafkaConsumerThread
+    thread_cls: Any = getattr(driver, "AIOKafkaConsumerThread", None)
+    original = getattr(thread_cls, "_create_worker_consumer", None)
+    if original is None:  # another faust-streaming layout: freshness is worse, not wrong
+        log.warning("cannot shorten Faust's fetch wait; freshness may lag up to 1.5 s")
+        return
     if getattr(thread_cls, "_txnpipe_patched", False):
         return
-    original = thread_cls._create_worker_consumer
 
     def create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = original(self, transport)
