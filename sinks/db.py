@@ -48,14 +48,34 @@ TRANSIENT_ERRNOS = frozenset(
 )
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True when retrying the whole batch on a new connection can succeed."""
+def is_transient(exc: BaseException, conn: Any = None) -> bool:
+    """True when retrying the whole batch on a new connection can succeed.
+
+    Besides the error codes above, any error on a connection that is no longer alive
+    counts: the connector sometimes wraps a lost connection in another error (e.g.
+    ``ProgrammingError(-1, 'Failed processing format-parameters; 2013: Lost connection')``).
+    """
+    errno = getattr(exc, "errno", None)
     if isinstance(
         exc, mysql.connector.errors.OperationalError | mysql.connector.errors.InterfaceError
     ):
-        errno = getattr(exc, "errno", None)
-        return errno is None or errno in TRANSIENT_ERRNOS or errno >= 2000
-    return isinstance(exc, MySQLError) and getattr(exc, "errno", None) in TRANSIENT_ERRNOS
+        if errno is None or errno in TRANSIENT_ERRNOS or errno >= 2000:
+            return True
+    elif isinstance(exc, MySQLError) and errno in TRANSIENT_ERRNOS:
+        return True
+    if not isinstance(exc, MySQLError):
+        return False
+    if any(mark in str(exc) for mark in _LOST):
+        return True
+    if conn is not None:
+        try:
+            return not conn.is_connected()
+        except Exception:
+            return True
+    return False
+
+
+_LOST = ("Lost connection", "gone away", "2013:", "2006:", "2055:", "Connection was killed")
 
 
 def connect(

@@ -367,8 +367,11 @@ class SinkRunner:
                 log.warning("sink: %s", fenced)
                 return fenced
             except (MySQLError, ServiceUnavailableError, TimeoutError) as exc:
+                transient = not isinstance(exc, MySQLError) or db.is_transient(
+                    exc, self.writer.conn
+                )
                 self.writer.reset()
-                if isinstance(exc, MySQLError) and not db.is_transient(exc):
+                if not transient:
                     raise
                 if self.stopping:
                     log.warning(
@@ -417,8 +420,11 @@ class SinkRunner:
             try:
                 return action()
             except (MySQLError, ServiceUnavailableError) as exc:
+                transient = not isinstance(exc, MySQLError) or db.is_transient(
+                    exc, self.writer.conn
+                )
                 self.writer.reset()
-                if isinstance(exc, MySQLError) and not db.is_transient(exc):
+                if not transient:
                     raise
                 if self.stopping or (deadline is not None and time.monotonic() > deadline):
                     raise

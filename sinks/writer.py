@@ -60,6 +60,33 @@ OFFSET_BEGINNING = -2  # librdkafka's OFFSET_BEGINNING: nothing stored yet
 ROWS_PER_STATEMENT = 2000
 
 
+INFILE_PREFIX = "txnpipe-sink-"
+
+
+def _remove_orphaned_dirs(base: str) -> None:
+    """Remove LOAD DATA directories left by sink processes that no longer exist (kill -9)."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(INFILE_PREFIX):
+            continue
+        pid = name[len(INFILE_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def _marks(n: int) -> str:
     return ",".join(["%s"] * n)
 
@@ -139,7 +166,8 @@ class LedgerWriter:
             db.ensure_database(self.settings)
         if self.bulk and self._infile_dir is None:
             base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            self._infile_dir = tempfile.mkdtemp(prefix="txnpipe-sink-", dir=base)
+            _remove_orphaned_dirs(base or tempfile.gettempdir())
+            self._infile_dir = tempfile.mkdtemp(prefix=f"{INFILE_PREFIX}{os.getpid()}-", dir=base)
         conn = db.connect(self.settings, infile_dir=self._infile_dir if self.bulk else None)
         if self.dialect is None:
             self.dialect = db.dialect_of(conn)
@@ -337,11 +365,14 @@ class LedgerWriter:
         path = os.path.join(self._infile_dir, f"{table}.tsv")
         with open(path, "w", encoding="utf-8", newline="") as fh:
             fh.write("".join(lines))
-        cur.execute(
-            f"LOAD DATA LOCAL INFILE '{path}' {'REPLACE' if replace else 'IGNORE'} "
-            f"INTO TABLE {table} "
-            f"CHARACTER SET utf8mb4 ({', '.join(columns)})"
-        )
+        try:
+            cur.execute(
+                f"LOAD DATA LOCAL INFILE '{path}' {'REPLACE' if replace else 'IGNORE'} "
+                f"INTO TABLE {table} "
+                f"CHARACTER SET utf8mb4 ({', '.join(columns)})"
+            )
+        finally:
+            os.unlink(path)  # /dev/shm is memory: nothing stays behind, even after kill -9
         inserted = max(int(cur.rowcount), 0)
         warnings = int(cur.warning_count or 0)
         if warnings > (0 if replace else len(lines) - inserted):
@@ -489,7 +520,7 @@ class LedgerWriter:
         try:
             write(cur, items)
         except MySQLError as exc:
-            if db.is_transient(exc):
+            if db.is_transient(exc, self.conn):
                 raise
             cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
             if len(items) == 1:
