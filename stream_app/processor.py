@@ -175,7 +175,13 @@ class BatchProcessor:
                 t3 = time.perf_counter()
                 report.fold_s += t3 - t2
                 if fold.messages == 0:
+                    # all applied before: a redelivery after a crash, or an apply whose
+                    # reply was lost (then its publish did not run): publish leftovers now
                     report.skipped = len(messages)
+                    self._retry(
+                        f"flushing the outbox of partition={partition}",
+                        lambda: self._flush_outbox(partition),
+                    )
                     return report
                 result = self._retry(
                     f"applying partition={partition}",

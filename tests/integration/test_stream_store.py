@@ -186,3 +186,26 @@ def test_leftover_outbox_is_published_on_recovery(topics: Settings, redis_ns: Se
         kinds.append((json.loads(m.value())["kind"], m.key()))
     consumer.close()
     assert kinds == [("entry", b"a"), ("version", b"a")]
+
+
+def test_redelivered_batch_publishes_a_leftover_outbox(
+    topics: Settings, redis_ns: Settings
+) -> None:
+    """An apply whose reply was lost (or a crash before the publish) then the same batch
+    again: nothing is applied twice and the leftover is published."""
+    from stream_app.processor import BatchProcessor
+    from stream_app.topics import ensure_topics
+
+    settings = topics
+    ensure_topics(settings)
+    processor = BatchProcessor(settings)
+    processor.recover(1)
+    value = json.dumps([record("a", "c1", 1000, "2026-06-01")]).encode()
+    f, wm = fold_of(settings, processor.store, 1, 3, record("a", "c1", 1000, "2026-06-01"))
+    assert processor.store.apply(f, wm) == APPLIED  # ... and its reply never arrives
+    report = processor.process(1, [RawMessage(3, None, value)])
+    assert report.skipped == 1 and report.accepted == 0
+    assert processor.store.outbox(1) == []
+    keys = RedisKeys.of(settings)
+    assert processor.store.client.hget(keys.stats, "accepted") == b"1"
+    processor.close()
