@@ -92,7 +92,9 @@ class SinkRunner:
         self.batch_messages = batch_messages
         # Messages per batch now: halved when a batch takes long to write (a slow or busy
         # database), grown back when it is quick, so that commits stay under a second apart.
-        self.batch_limit = batch_messages
+        self.batch_limit = min(
+            batch_messages, 5 * MIN_BATCH
+        )  # small first: fills the pipeline sooner
         self.max_batch_age = max_batch_age
         self.idle_seconds = idle_seconds
         self.clock = clock or (lambda: datetime.now(UTC))
