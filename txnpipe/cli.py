@@ -16,9 +16,11 @@ with contextlib.suppress(ImportError):  # pragma: no cover - import-order guard
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.util import find_spec
+from types import FrameType
 from typing import Any, Protocol
 
 from common.errors import TxnpipeError
@@ -55,6 +57,14 @@ SETTING_FLAGS = {
     "--api-key": "api_key",
     "--counted-statuses": "counted_statuses",
 }
+
+
+class _StoppedEarly(BaseException):
+    """SIGTERM arrived before the command installed its own handlers: nothing was started."""
+
+
+def _early_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _StoppedEarly
 
 
 class CommandModule(Protocol):
@@ -116,7 +126,13 @@ def _load(module: str) -> CommandModule:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``txnpipe`` console script."""
-    args = build_parser().parse_args(argv)
+    # A supervisor may stop us while we still import (seconds on a busy machine): until the
+    # command installs its own handlers, SIGTERM means "stop cleanly", not a kill.
+    signal.signal(signal.SIGTERM, _early_sigterm)
+    try:
+        args = build_parser().parse_args(argv)
+    except _StoppedEarly:
+        return 0
     debug = bool(getattr(args, "debug", False))
     try:
         configure_logging(args.log_level)
@@ -130,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("txnpipe: interrupted\n")
         return 130
+    except _StoppedEarly:
+        sys.stderr.write(f"txnpipe {args.command}: stopped (SIGTERM)\n")
+        return 0
     except TxnpipeError as exc:
         if debug:
             log.exception("failed")

@@ -96,3 +96,24 @@ def test_cli_unknown_command_is_exit_2() -> None:
         [sys.executable, "-m", "txnpipe", "nope"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_sigterm_while_starting_is_a_clean_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A supervisor may stop a stage while it still imports: exit 0, not a kill by signal."""
+    import os
+    import signal
+
+    import txnpipe.cli as cli
+
+    real = cli.build_parser
+
+    def slow_start() -> object:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while "importing"
+        return real()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "build_parser", slow_start)
+    try:
+        assert cli.main(["services", "status"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
