@@ -1,12 +1,14 @@
 """MySQL sink rows/s beside ``LOAD DATA LOCAL INFILE`` of the same rows (same machine, same run).
 
     .venv/bin/python benchmarks/bench_sink.py [--transactions 100000] [--batch-messages 20000]
+                                              [--repeat 2]
 
 1. Pre-fills a fresh ledger topic with what the stream app would publish for
    ``--transactions`` transactions (a new entry + version each; a quarter of them get an
    update: reversal + new entry + version).
 2. Runs the sink (in process, ``SinkRunner``) until it has caught up and times first
-   message → last commit. Rows = ledger + versions + ``transactions`` rows written.
+   message → last commit; best of ``--repeat`` runs, each from an empty database.
+   Rows = ledger + versions + ``transactions`` rows written.
 3. Ceiling: the same rows dumped to TSV and loaded with ``LOAD DATA LOCAL INFILE`` into
    empty copies of the three tables (same DDL, same partitions, same indexes).
 4. For the INSERT-vs-LOAD-DATA question: the same rows again with the sink's multi-row
@@ -195,6 +197,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--batch-messages", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=2, help="sink runs, the best counts (2)")
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args()
     logging.basicConfig(
@@ -212,10 +215,24 @@ def main() -> int:
         f"in {time.perf_counter() - t:.1f}s"
     )
     try:
-        runner = SinkRunner(settings, batch_messages=args.batch_messages, idle_seconds=2.0)
-        runner.run(until_idle=True)
-        assert runner.first_message_at is not None and runner.commit_times
-        sink_seconds = runner.commit_times[-1] - runner.first_message_at
+        # Best of --repeat sink runs (each from an empty database), as the ceiling below is
+        # the best of two: the shared 2-core box is noisy for both.
+        best: SinkRunner | None = None
+        sink_seconds = float("inf")
+        for attempt in range(max(1, args.repeat)):
+            if attempt:
+                drop = db.connect(settings, database=False, autocommit=True)
+                drop.cursor().execute(f"DROP DATABASE `{settings.mysql_database}`")
+                drop.close()
+            runner = SinkRunner(settings, batch_messages=args.batch_messages, idle_seconds=2.0)
+            runner.run(until_idle=True)
+            assert runner.first_message_at is not None and runner.commit_times
+            seconds = runner.commit_times[-1] - runner.first_message_at
+            print(f"sink run {attempt + 1}: {seconds:.2f}s")
+            if seconds < sink_seconds:
+                best, sink_seconds = runner, seconds
+        assert best is not None and best.first_message_at is not None
+        runner = best
         conn = connect(settings)
         counts = row_counts(conn, settings.mysql_database)
         conn.close()  # type: ignore[attr-defined]
