@@ -2,8 +2,10 @@
 
 Offsets live in MySQL, not in Kafka: on every partition assignment the runner seeks to the
 offsets stored with the data (``on_assign``), accumulates messages until a batch is big
-(``batch_messages``) or old (``max_batch_age``, so batches commit at least every second
-under steady load), and writes each batch with its offsets in one DB transaction. After
+(``batch_limit``, adapted between 1,000 and ``batch_messages``), old (``max_batch_age``,
+so batches commit at least every second under steady load) or nothing more arrives, and
+writes each batch with its offsets in one DB transaction — in a writer thread, while this
+thread decodes the next batch (pipelining; one batch in flight at most). After
 the DB commit it also commits the offsets to the consumer group, asynchronously and only
 for the lag figures of ``txnpipe status``; they are never read back.
 

@@ -5,9 +5,12 @@ Per batch, in one transaction:
 1. fence: ``SELECT ... FOR UPDATE`` the stored offsets of the batch's partitions; they must be
    where this sink left them (another sink that took a partition over, or our own COMMIT
    that succeeded although the connection died before the reply, shows up here);
-2. units (a version + its entries): ledger rows, version rows (both ``ON DUPLICATE KEY``
-   no-ops on redelivery), then ``transactions`` set to each transaction's newest version
-   (upsert if counted, delete if not; never regresses to an older ``updated_at``);
+2. units (a version + its entries): ledger rows and version rows (``LOAD DATA ... IGNORE``:
+   a redelivered row is skipped by its unique key), then ``transactions`` set to each
+   transaction's newest version (``LOAD DATA ... REPLACE`` if its status counts, a
+   ``DELETE`` if not; only versions that are the newest the audit trail knows get there,
+   so it never regresses to an older ``updated_at``). Without LOAD DATA (a single unit, or
+   ``local_infile=OFF``): multi-row ``INSERT ... ON DUPLICATE KEY UPDATE``, guarded;
 3. orphan entries into ``sink_pending_entries``;
 4. the next offsets; dead letters are flushed to the DLQ topic before COMMIT.
 
