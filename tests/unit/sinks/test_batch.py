@@ -141,3 +141,12 @@ def test_load_data_lines_escape_specials_and_write_utc_without_offset() -> None:
 
     assert version_line == version_tsv(unit.version) and unit.current() == current_tsv(unit.record)
     assert entry_lines == tuple(ledger_tsv(e) for e in unit.entries)
+
+
+def test_decoding_is_strict_about_the_ledger_format() -> None:
+    entry = two_versions().messages[0]
+    good = entry.model_dump_json().encode()
+    assert isinstance(decode(TOPIC, 0, 0, None, good), Received)
+    stringly = good.replace(b'"amount_cents":1000', b'"amount_cents":"1000"')
+    assert stringly != good
+    assert isinstance(decode(TOPIC, 0, 1, None, stringly), DeadLetter)
