@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from common.settings import Settings
 
@@ -36,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # A stop asked for while the sink is still starting is honoured once it can be.
+    early: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: early.append(number))
     # sinks loads mysql-connector's C extension before confluent-kafka imports ssl.
     from sinks.runner import SinkRunner
 
@@ -46,4 +51,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         idle_seconds=max(0.1, args.idle_seconds),
     )
     runner.install_signal_handlers()
+    if early:
+        runner.stop()
     return runner.run(until_idle=args.until_idle)
