@@ -117,12 +117,36 @@ def _nonzero(
     )
 
 
+def _is_empty(settings: Settings, topic: str, partition: int, timeout: float) -> bool:
+    """True when ListOffsets(latest) says 0: nothing to read (exact on Kafka and Tansu alike;
+    Tansu's non-zero answers are too low, so they are never used as the end)."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    try:
+        futures = admin.list_offsets(
+            {TopicPartition(topic, partition): latest}, request_timeout=timeout
+        )
+        return all(f.result(timeout).offset == 0 for f in futures.values())
+    except Exception:  # unknown: read it
+        return False
+
+
 def iter_ledger_partition(
     settings: Settings, partition: int, timeout: float = 60.0
 ) -> Iterator[bytes]:
-    """Every value of ledger partition ``partition``, read with assign() to the end (EOF)."""
+    """Every value of ledger partition ``partition``, read with assign() to its end.
+
+    The end is the high watermark of the fetch responses (right on Tansu too, unlike
+    ListOffsets): reported as a partition EOF, and also checked directly, so a missed EOF
+    event cannot stall a restore."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+    topic = settings.topic("transactions.ledger")
+    if _is_empty(settings, topic, partition, timeout=10.0):
+        return
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -135,11 +159,11 @@ def iter_ledger_partition(
             "auto.offset.reset": "earliest",
         }
     )
+    tp = TopicPartition(topic, partition)
     deadline = time.monotonic() + timeout
+    position = 0  # next offset to read
     try:
-        consumer.assign(
-            [TopicPartition(settings.topic("transactions.ledger"), partition, OFFSET_BEGINNING)]
-        )
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         while True:
             if time.monotonic() > deadline:
                 raise ServiceUnavailableError(
@@ -151,6 +175,7 @@ def iter_ledger_partition(
                     value = msg.value()
                     if value:
                         yield value
+                    position = (msg.offset() or 0) + 1
                     deadline = time.monotonic() + timeout
                 elif err.code() == KafkaError._PARTITION_EOF:
                     return
@@ -160,6 +185,9 @@ def iter_ledger_partition(
                     )
                 else:
                     log.warning("ledger partition=%d: %s", partition, err)
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if position > 0 and high >= 0 and position >= high:
+                return
     finally:
         consumer.close()
 

@@ -42,11 +42,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LOGS: list[Path] = []  # worker logs of the running test, shown when a wait times out
+
+
 def wait_for(what: str, cond: Callable[[], bool], timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            tails = "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in LOGS if p.exists())
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
         time.sleep(0.05)
 
 
@@ -110,7 +114,9 @@ def stream_env(topics: Settings, redis_ns: Settings, tmp_path: Path) -> Iterator
     ensure_topics(settings)
     workers: list[Worker] = []
     env: dict[str, Any] = {"settings": settings, "workers": workers, "tmp": tmp_path}
+    LOGS.clear()
     yield env
+    LOGS.clear()
     for w in workers:
         with contextlib.suppress(Exception):
             if w.alive():
@@ -119,6 +125,7 @@ def stream_env(topics: Settings, redis_ns: Settings, tmp_path: Path) -> Iterator
 
 def start(env: dict[str, Any], name: str, settings: Settings | None = None) -> Worker:
     w = Worker(settings or env["settings"], env["tmp"], name)
+    LOGS.append(w.log)
     env["workers"].append(w)
     return w
 
