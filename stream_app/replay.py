@@ -4,13 +4,13 @@ ledger topic, with the counted statuses in force now.
 The wipe is one MULTI/EXEC (a worker's Lua apply runs wholly before or after it); each
 partition is then rebuilt from its ledger partition and swapped in atomically. A worker that
 meets a wiped partition restores it too: the first swap wins, the other is dropped, and
-both compute the same thing (``aggregates_from_states``).
+both compute the same thing (the last version of each transaction under the counted
+statuses in force).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 
 import redis
 
@@ -18,32 +18,9 @@ from common.kafka import partition_counts
 from common.settings import Settings
 from stream_app.keys import RedisKeys
 from stream_app.restore import restore_partition
-from stream_app.store import STAGING_LOST, RedisStore, Restored
+from stream_app.store import STAGING_LOST, RedisStore
 
 log = logging.getLogger(__name__)
-
-
-def aggregates_from_states(restored: Restored, counted: Collection[str]) -> Restored:
-    """Recompute a restore's aggregates from its current versions under ``counted``.
-
-    With unchanged rules this equals the sum of the ledger's entries; after a change of the
-    counted statuses it is what the new rules say, which is how such a change takes effect.
-    """
-    import json
-
-    restored.category = {}
-    restored.customer = {}
-    restored.day = {}
-    for raw in restored.states.values():
-        customer, category, cents, day, status, _updated = json.loads(raw)
-        if status not in counted:
-            continue
-        cat = restored.category.setdefault(category, [0, 0])
-        cat[0] += 1
-        cat[1] += int(cents)
-        restored.customer[customer] = restored.customer.get(customer, 0) + int(cents)
-        restored.day[day] = restored.day.get(day, 0) + int(cents)
-    return restored
 
 
 def wipe(settings: Settings, partitions: int) -> None:
@@ -79,8 +56,8 @@ def rebuild_all(settings: Settings) -> int:
     try:
         for partition in range(partitions):
             for _attempt in range(5):
-                restored = restore_partition(settings, partition)
-                outcome = store.install(aggregates_from_states(restored, settings.counted))
+                restored = restore_partition(settings, partition, settings.counted)
+                outcome = store.install(restored)
                 if outcome != STAGING_LOST:  # 1: ours, 0: a worker rebuilt it first
                     break
             log.info("replay: partition=%d rebuilt (install=%d)", partition, outcome)
