@@ -2,6 +2,9 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# mysql-connector's C extension must load before anything imports OpenSSL (pytest's own
+# start-up does): run pytest from a Python that loaded it first.
+PYTEST := $(BIN)/python -c 'import _mysql_connector, sys, pytest; sys.exit(pytest.console_main())'
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format test test-unit test-integration run bench clean
@@ -29,14 +32,14 @@ format: venv ## apply ruff's formatting and safe fixes
 
 test: venv ## every test: unit, then integration against the real broker, MariaDB and Redis
 	$(BIN)/txnpipe services up
-	$(BIN)/pytest -q tests
+	$(PYTEST) -q tests
 
 test-unit: venv ## unit tests only (no services, seconds)
-	$(BIN)/pytest -q tests/unit
+	$(PYTEST) -q tests/unit
 
 test-integration: venv ## integration tests only
 	$(BIN)/txnpipe services up
-	$(BIN)/pytest -q tests/integration
+	$(PYTEST) -q tests/integration
 
 run: venv ## the main job: broker if needed, simulator, poller, stream worker, sink, live view
 	$(BIN)/txnpipe run
