@@ -19,6 +19,17 @@ from common.errors import ServiceUnavailableError
 from common.settings import Settings
 from sinks.dialect import Dialect
 
+try:  # the C extension raises its own error class on some paths (e.g. a killed connection)
+    from _mysql_connector import MySQLInterfaceError
+except ImportError:  # pragma: no cover - pure-Python connector only
+
+    class MySQLInterfaceError(Exception):  # type: ignore[no-redef]
+        """Stand-in when the C extension is absent."""
+
+
+# Every error a MySQL call can raise, whichever connector implementation is loaded.
+DB_ERRORS: tuple[type[Exception], ...] = (MySQLError, MySQLInterfaceError)
+
 log = logging.getLogger(__name__)
 
 SQL_MODE = (
@@ -56,6 +67,8 @@ def is_transient(exc: BaseException, conn: Any = None) -> bool:
     ``ProgrammingError(-1, 'Failed processing format-parameters; 2013: Lost connection')``).
     """
     errno = getattr(exc, "errno", None)
+    if isinstance(exc, MySQLInterfaceError):  # raw C-extension error: a connection problem
+        return True
     if isinstance(
         exc, mysql.connector.errors.OperationalError | mysql.connector.errors.InterfaceError
     ):

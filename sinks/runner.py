@@ -37,7 +37,6 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from mysql.connector.errors import Error as MySQLError
 
 from common.errors import ServiceUnavailableError
 from common.settings import Settings
@@ -370,8 +369,8 @@ class SinkRunner:
                 self.writer.reset()
                 log.warning("sink: %s", fenced)
                 return fenced
-            except (MySQLError, ServiceUnavailableError, TimeoutError) as exc:
-                transient = not isinstance(exc, MySQLError) or db.is_transient(
+            except (*db.DB_ERRORS, ServiceUnavailableError, TimeoutError) as exc:  # type: ignore[misc]
+                transient = not isinstance(exc, db.DB_ERRORS) or db.is_transient(
                     exc, self.writer.conn
                 )
                 self.writer.reset()
@@ -423,8 +422,8 @@ class SinkRunner:
         while True:
             try:
                 return action()
-            except (MySQLError, ServiceUnavailableError) as exc:
-                transient = not isinstance(exc, MySQLError) or db.is_transient(
+            except (*db.DB_ERRORS, ServiceUnavailableError) as exc:  # type: ignore[misc]
+                transient = not isinstance(exc, db.DB_ERRORS) or db.is_transient(
                     exc, self.writer.conn
                 )
                 self.writer.reset()

@@ -251,9 +251,11 @@ def test_two_sinks_share_the_partitions_and_a_rebalance_loses_and_doubles_nothin
     import threading
 
     ledger = random_ledger(800, today=datetime.now(UTC).date(), seed=13)
-    publish(topics, noisy(ledger.messages))
-    first = SinkRunner(topics, batch_messages=25, max_batch_age=0.05, idle_seconds=2.0)
-    second = SinkRunner(topics, batch_messages=25, max_batch_age=0.05, idle_seconds=2.0)
+    messages = noisy(ledger.messages)
+    half = len(messages) // 2
+    publish(topics, messages[:half])  # the rest only once both sinks share the partitions
+    first = SinkRunner(topics, batch_messages=25, max_batch_age=0.05, idle_seconds=15.0)
+    second = SinkRunner(topics, batch_messages=25, max_batch_age=0.05, idle_seconds=15.0)
     errors: list[BaseException] = []
 
     def run(runner: SinkRunner) -> None:
@@ -269,6 +271,10 @@ def test_two_sinks_share_the_partitions_and_a_rebalance_loses_and_doubles_nothin
         time.sleep(0.01)  # poll: the second sink joins mid-stream, forcing a rebalance
     two = threading.Thread(target=run, args=(second,), daemon=True)
     two.start()
+    deadline = time.monotonic() + 60
+    while first.totals["revoked"] < 1 and time.monotonic() < deadline and not errors:
+        time.sleep(0.05)  # poll: wait for the rebalance, however fast the first half went
+    publish(topics, messages[half:])
     one.join(120)
     two.join(120)
     assert not errors, errors

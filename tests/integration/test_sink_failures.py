@@ -108,7 +108,8 @@ def test_connection_killed_from_another_session_mid_batch(
     thread.join(120)
     killer.close()
     assert not thread.is_alive() and not failures, failures
-    assert kills >= 3 and runner.totals["retries"] >= 3, (kills, runner.totals)
+    # some kills land on a COMMIT the server already made: the fence then finds it applied
+    assert kills >= 3 and runner.totals["retries"] >= 1, (kills, runner.totals)
     assert_exact(topics, ledger)
 
 

@@ -56,3 +56,13 @@ def test_any_error_on_a_dead_connection_is_transient() -> None:
     error = errors.DatabaseError(msg="something odd", errno=1105)
     assert is_transient(error) is False
     assert is_transient(error, _Dead()) is True
+
+
+def test_the_c_extensions_own_error_class_is_transient() -> None:
+    """With the C extension loaded, a killed connection can surface as its raw
+    ``MySQLInterfaceError`` (not a mysql.connector error): the batch must be retried."""
+    from sinks.db import DB_ERRORS, MySQLInterfaceError, is_transient
+
+    exc = MySQLInterfaceError("Lost connection to MySQL server during query")
+    assert isinstance(exc, DB_ERRORS)
+    assert is_transient(exc)
