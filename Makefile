@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 # mysql-connector's C extension must load before anything imports OpenSSL (pytest's own
 # start-up does): run pytest from a Python that loaded it first.
-PYTEST := $(BIN)/python -c 'import _mysql_connector, sys, pytest; sys.exit(pytest.console_main())'
+PYTEST := $(BIN)/python -c 'import _mysql_connector, sys, pytest; sys.exit(pytest.main())'
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint format test test-unit test-integration run bench clean
