@@ -60,12 +60,50 @@ def rewind(settings: Settings, targets: dict[int, int]) -> None:
         writer.close()
 
 
-def drain(settings: Settings, idle_seconds: float = 2.0) -> dict[str, int]:
-    """Run the sink until it has caught up; return its totals."""
+def stored_offsets(settings: Settings) -> dict[int, int]:
+    """The sink's next offset per ledger partition, as stored in MySQL."""
+    from sinks.status import sink_status
+
+    stored: dict[int, int] = sink_status(settings).get("next_offsets", {})
+    return stored
+
+
+def drain(
+    settings: Settings, until: dict[int, int] | None = None, idle_seconds: float = 2.0
+) -> dict[str, int]:
+    """Run a sink here until the stored offsets reach ``until`` (the ledger's end when the
+    replay began), or, without ``until``, until it is idle. A sink already running in the
+    group shares the work; new records arriving meanwhile never keep a replay waiting."""
+    import threading
+    import time
+
     from sinks.runner import SinkRunner
 
     runner = SinkRunner(settings, idle_seconds=idle_seconds)
-    runner.run(until_idle=True)
+    if until is None:
+        runner.run(until_idle=True)
+        return dict(runner.totals)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            runner.run(until_idle=False)
+        except BaseException as exc:  # surfaced below
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, name="replay-sink", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            stored = stored_offsets(settings)
+            if all(stored.get(p, 0) >= end for p, end in until.items()):
+                break
+            time.sleep(0.5)  # polls MySQL; the sink thread does the work
+    finally:
+        runner.stop()
+        thread.join(60)
+    if failure:
+        raise failure[0]
     return dict(runner.totals)
 
 

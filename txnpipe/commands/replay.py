@@ -63,8 +63,9 @@ def replay_mysql(settings: Settings, since: datetime | None) -> dict[int, int]:
         targets = {p: 0 for p in end_offsets(settings.kafka_bootstrap, ledger)}
     else:
         targets = offsets_for_time(settings.kafka_bootstrap, ledger, int(since.timestamp() * 1000))
+    ends = end_offsets(settings.kafka_bootstrap, ledger)
     rewind(settings, targets)
-    drain(settings)
+    drain(settings, until=ends)
     return targets
 
 
