@@ -14,7 +14,9 @@ and long horizons neither overflow nor lose precision:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -119,6 +121,36 @@ class BetaGeoFit:
     iterations: int
 
 
+def minimize_log_params(
+    neg_ll_and_grad: Callable[..., tuple[float, FloatArray]],
+    theta0: FloatArray,
+    args: tuple[object, ...],
+    model: str,
+) -> Any:
+    """Maximum likelihood over log-parameters with L-BFGS-B, restarted from its optimum
+    until two runs agree (its stopping rule is relative); ModelFitError if not finite."""
+    best = None
+    for _ in range(3):
+        res = minimize(
+            neg_ll_and_grad,
+            theta0,
+            args=args,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[_LOG_BOUNDS] * len(theta0),
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9},
+        )
+        if best is not None and abs(best.fun - res.fun) < 1e-10:
+            best = res if res.fun < best.fun else best
+            break
+        best = res if best is None or res.fun <= best.fun else best
+        theta0 = best.x
+    assert best is not None
+    if not np.isfinite(best.fun):
+        raise ModelFitError(f"{model}: likelihood not finite ({best.message})")
+    return best
+
+
 def fit(
     frequency: ArrayLike,
     recency: ArrayLike,
@@ -137,25 +169,7 @@ def fit(
         rate = max(float(np.sum(x) / max(np.sum(TT), 1e-9)), 1e-3)
         initial = BetaGeoParams(r=0.5, alpha=0.5 / rate, a=1.0, b=1.0)
     theta0 = np.log(np.array(initial.as_tuple()))
-    best = None
-    for _ in range(3):  # restart from the optimum: L-BFGS-B's stopping rule is relative
-        res = minimize(
-            _neg_ll_and_grad,
-            theta0,
-            args=(ux, ut, uT, w),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[_LOG_BOUNDS] * 4,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9},
-        )
-        if best is not None and abs(best.fun - res.fun) < 1e-10:
-            best = res if res.fun < best.fun else best
-            break
-        best = res if best is None or res.fun <= best.fun else best
-        theta0 = best.x
-    assert best is not None
-    if not np.isfinite(best.fun):
-        raise ModelFitError(f"BG/NBD: likelihood not finite ({best.message})")
+    best = minimize_log_params(_neg_ll_and_grad, theta0, (ux, ut, uT, w), "BG/NBD")
     if np.any(np.abs(best.x) >= _LOG_BOUNDS[1] - 1e-3):
         log.warning(
             "BG/NBD: a parameter reached its bound (log-params %s): the data carry little "

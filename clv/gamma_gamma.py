@@ -13,15 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
 from scipy.special import betaln, digamma
 
-from clv.bgnbd import ModelFitError
+from clv.bgnbd import ModelFitError, minimize_log_params
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-_LOG_BOUNDS = (-12.0, 12.0)
 
 
 @dataclass(frozen=True)
@@ -87,25 +85,7 @@ def fit(
         # moments: individual CV ~ 1/sqrt(p); population mean p*v/(q-1) ~ mean(m)
         initial = GammaGammaParams(p=2.0, q=3.0, v=float(np.mean(m)))
     theta0 = np.log(np.array(initial.as_tuple()))
-    best = None
-    for _ in range(3):
-        res = minimize(
-            _neg_ll_and_grad,
-            theta0,
-            args=(x, m),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[_LOG_BOUNDS] * 3,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9},
-        )
-        if best is not None and abs(best.fun - res.fun) < 1e-10:
-            best = res if res.fun < best.fun else best
-            break
-        best = res if best is None or res.fun <= best.fun else best
-        theta0 = best.x
-    assert best is not None
-    if not np.isfinite(best.fun):
-        raise ModelFitError(f"Gamma-Gamma: likelihood not finite ({best.message})")
+    best = minimize_log_params(_neg_ll_and_grad, theta0, (x, m), "Gamma-Gamma")
     p, q, v = (float(t) for t in np.exp(best.x))
     log.info("Gamma-Gamma fit: p=%.4f q=%.4f v=%.4f LL=%.3f", p, q, v, -best.fun)
     return GammaGammaFit(GammaGammaParams(p, q, v), float(-best.fun), int(x.size), int(best.nit))
