@@ -32,7 +32,7 @@ SINK_TABLES = (
 
 def rewind(settings: Settings, targets: dict[int, int]) -> None:
     """Store ``targets`` (ledger partition → next offset) as the sink's offsets, in one txn."""
-    from sinks.runner import group_id
+    from sinks.consumer import group_id
     from sinks.writer import LedgerWriter
 
     writer = LedgerWriter(

@@ -2,7 +2,7 @@
 
 Offsets live in MySQL, not in Kafka: on every partition assignment the runner seeks to the
 offsets stored with the data (``on_assign``), accumulates messages until a batch is big
-(``batch_limit``, adapted between 1,000 and ``batch_messages``), old (``max_batch_age``,
+(``BatchSizer``, adapted between 1,000 and ``batch_messages``), old (``max_batch_age``,
 so batches commit at least every second under steady load) or nothing more arrives, and
 writes each batch with its offsets in one DB transaction — in a writer thread, while this
 thread decodes the next batch (pipelining; one batch in flight at most). After
@@ -14,6 +14,10 @@ we trust: partitions are assigned, nothing is buffered, ``consume()`` returned n
 for ``idle_seconds``, and for every assigned partition the offset stored in MySQL is at
 least the consumer's own position (what it has fetched so far) — everything delivered
 is committed. Idle means no new ledger message for that long, not "end of topic".
+
+This module is the loop and its fencing (assignment, revocation, re-seeking); the Kafka
+settings and topics are in ``consumer``, batch sizing in ``sizing``, retry classification
+in ``retries``, the DLQ producer in ``dead_letters``, the SQL in ``writer``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -34,45 +38,24 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Producer,
     TopicPartition,
 )
 
 from common.errors import ServiceUnavailableError
 from common.settings import Settings
 from schemas import DLQ, LEDGER, DeadLetter
-from sinks import db
+from sinks import retries
 from sinks.batch import BatchPlan, Received, decode, fold, render
+from sinks.consumer import consumer_config, ensure_topics, group_id
+from sinks.dead_letters import DeadLetterPublisher
+from sinks.sizing import BatchSizer
 from sinks.writer import BatchResult, FencedError, LedgerWriter
+
+__all__ = ["SinkRunner", "ensure_topics", "group_id"]
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 10.0
-SLOW_BATCH = 0.8  # seconds: a batch whose write takes longer halves the batch size
-MIN_BATCH = 1000
-
-
-def group_id(settings: Settings) -> str:
-    """The sink's consumer group (also the key of its rows in ``sink_offsets``)."""
-    return f"{settings.namespace}.sink"
-
-
-def consumer_config(settings: Settings) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": group_id(settings),
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        # The bundled broker answers ~5 MB per fetch: don't stall between fetches.
-        "fetch.queue.backoff.ms": 10,
-        "queued.min.messages": 200000,
-        # A group joins after session.timeout.ms / 2 here: keep it short.
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 1000,
-        "max.poll.interval.ms": 600000,
-        "partition.assignment.strategy": "range",
-    }
+T = TypeVar("T")
 
 
 class SinkRunner:
@@ -91,11 +74,7 @@ class SinkRunner:
         self.topic = settings.topic(LEDGER.suffix)
         self.dlq_topic = settings.topic(DLQ.suffix)
         self.batch_messages = batch_messages
-        # Messages per batch now: halved when a batch takes long to write (a slow or busy
-        # database), grown back when it is quick, so that commits stay under a second apart.
-        self.batch_limit = min(
-            batch_messages, 5 * MIN_BATCH
-        )  # small first: fills the pipeline sooner
+        self.sizer = BatchSizer(batch_messages)
         self.max_batch_age = max_batch_age
         self.idle_seconds = idle_seconds
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -115,14 +94,13 @@ class SinkRunner:
             "retries": 0,
             "revoked": 0,
         }
-        self._producer: Producer | None = None
-        self._dead_errors: list[str] = []
+        self.dead_letters = DeadLetterPublisher(settings, self.dlq_topic)
         self.writer = LedgerWriter(
             settings,
             group=group_id(settings),
             topic=self.topic,
             dlq_topic=self.dlq_topic,
-            send_dead=self._send_dead,
+            send_dead=self.dead_letters.send,
             clock=self.clock,
         )
         self.consumer: Consumer | None = None
@@ -195,8 +173,7 @@ class SinkRunner:
             except (KafkaException, RuntimeError):
                 log.debug("closing the consumer failed", exc_info=True)
             self.consumer = None
-        if self._producer is not None:
-            self._producer.flush(10)
+        self.dead_letters.close()
         self.writer.close()
 
     def _summary(self) -> str:
@@ -262,7 +239,7 @@ class SinkRunner:
             wait = max(0.0, self.max_batch_age - (time.monotonic() - self.batch_started))
         else:
             wait = 0.2
-        room = max(1, min(5000, self.batch_limit - len(self.buffer)))
+        room = max(1, min(5000, self.sizer.limit - len(self.buffer)))
         messages = self.consumer.consume(num_messages=room, timeout=min(wait, 0.2))
         for message in messages:
             error = message.error()
@@ -281,7 +258,7 @@ class SinkRunner:
         if messages:
             self.last_activity = time.monotonic()
         if self.buffer and (
-            len(self.buffer) >= self.batch_limit
+            len(self.buffer) >= self.sizer.limit
             or time.monotonic() - self.batch_started >= self.max_batch_age
             or not messages  # nothing more arrived in the wait: write what we have now
         ):
@@ -332,10 +309,7 @@ class SinkRunner:
         if outcome is None:  # stopping with an unwritten batch: it is read again on start
             return False
         result = outcome
-        if result.seconds > SLOW_BATCH and self.batch_limit > MIN_BATCH:
-            self.batch_limit = max(MIN_BATCH, self.batch_limit // 2)
-        elif result.seconds < SLOW_BATCH / 2 and plan.messages >= self.batch_limit:
-            self.batch_limit = min(self.batch_messages, self.batch_limit * 2)
+        self.sizer.observe(result.seconds, plan.messages)
         for p, offset in plan.next_offsets.items():
             self.expected[p] = offset
         self._commit_to_group(plan.next_offsets)
@@ -359,7 +333,7 @@ class SinkRunner:
 
     def _write(self, plan: BatchPlan, expected: dict[int, int]) -> BatchResult | FencedError | None:
         """Writer thread: one batch, retried with backoff on transient errors."""
-        delay = 0.2
+        backoff = retries.Backoff()
         while True:
             try:
                 result = self.writer.write(plan, expected)
@@ -369,10 +343,8 @@ class SinkRunner:
                 self.writer.reset()
                 log.warning("sink: %s", fenced)
                 return fenced
-            except (*db.DB_ERRORS, ServiceUnavailableError, TimeoutError) as exc:  # type: ignore[misc]
-                transient = not isinstance(exc, db.DB_ERRORS) or db.is_transient(
-                    exc, self.writer.conn
-                )
+            except (*retries.RETRIED, TimeoutError) as exc:  # type: ignore[misc]
+                transient = retries.is_transient(exc, self.writer.conn)
                 self.writer.reset()
                 if not transient:
                     raise
@@ -383,10 +355,11 @@ class SinkRunner:
                     return None
                 self.totals["retries"] += 1
                 log.warning(
-                    "sink: transient database error, retrying the batch in %.1fs: %s", delay, exc
+                    "sink: transient database error, retrying the batch in %.1fs: %s",
+                    backoff.delay,
+                    exc,
                 )
-                time.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+                backoff.sleep()
 
     def _reseek(self, stored: dict[int, int]) -> None:
         """Another writer moved our partitions' offsets: continue from what MySQL says."""
@@ -414,80 +387,14 @@ class SinkRunner:
             log.debug("group commit (informational) failed", exc_info=True)
 
     def _with_retries(
-        self, action: Callable[[], Any], what: str, give_up_after: float | None = None
-    ) -> Any:
+        self, action: Callable[[], T], what: str, give_up_after: float | None = None
+    ) -> T:
         """``action()``, retried with backoff on transient errors (until ``give_up_after`` s)."""
-        delay = 0.2
-        deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        while True:
-            try:
-                return action()
-            except (*db.DB_ERRORS, ServiceUnavailableError) as exc:  # type: ignore[misc]
-                transient = not isinstance(exc, db.DB_ERRORS) or db.is_transient(
-                    exc, self.writer.conn
-                )
-                self.writer.reset()
-                if not transient:
-                    raise
-                if self.stopping or (deadline is not None and time.monotonic() > deadline):
-                    raise
-                log.warning("sink: %s failed, retrying in %.1fs: %s", what, delay, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
-
-    # -- dead letters --------------------------------------------------------------------
-
-    def _send_dead(self, letters: list[DeadLetter]) -> None:
-        """Publish and flush dead letters (called before the batch's COMMIT)."""
-        if self._producer is None:
-            self._producer = Producer(
-                {
-                    "bootstrap.servers": self.settings.kafka_bootstrap,
-                    "enable.idempotence": True,
-                    "linger.ms": 5,
-                }
-            )
-        self._dead_errors = []
-
-        def delivered(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                self._dead_errors.append(err.str())
-
-        for letter in letters:
-            self._producer.produce(
-                self.dlq_topic,
-                key=letter.transaction_id.encode() if letter.transaction_id else None,
-                value=letter.model_dump_json().encode(),
-                on_delivery=delivered,
-            )
-        remaining = self._producer.flush(30)
-        if remaining or self._dead_errors:
-            raise ServiceUnavailableError(
-                f"dead letters not acknowledged by topic={self.dlq_topic}: "
-                f"{remaining} pending, errors={self._dead_errors[:3]}"
-            )
-
-
-def ensure_topics(settings: Settings) -> None:
-    """Create the ledger and DLQ topics if missing (``settings.partitions`` partitions)."""
-    from confluent_kafka.admin import AdminClient
-    from confluent_kafka.cimpl import NewTopic
-
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    names = [settings.topic(LEDGER.suffix), settings.topic(DLQ.suffix)]
-    try:
-        existing = admin.list_topics(timeout=10).topics
-    except KafkaException as exc:
-        raise ServiceUnavailableError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
-    missing = [n for n in names if n not in existing]
-    if not missing:
-        return
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing]
-    )
-    for name, future in futures.items():
-        try:
-            future.result(15)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise ServiceUnavailableError(f"cannot create topic={name}: {exc}") from None
+        return retries.with_retries(
+            action,
+            what,
+            conn=lambda: self.writer.conn,
+            reset=self.writer.reset,
+            stopping=lambda: self.stopping,
+            give_up_after=give_up_after,
+        )
