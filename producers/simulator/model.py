@@ -8,21 +8,20 @@ versions, and invalid records. Feed entries are ordered by ``(feed_ms, transacti
 chunk, index)``; an entry becomes visible once the clock reaches its ``feed_ms``.
 
 This module never imports ``schemas``: the ground truth is computed from the model, so
-end-to-end tests compare the pipeline against an independent answer.
+end-to-end tests compare the pipeline against an independent answer. Nor does it import
+the renderer (``render`` depends on the model, not back): the generator is handed one,
+and ``feed.Feed`` wires the two together.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
-import heapq
 import math
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-
-from producers.simulator import render
+from typing import Protocol
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -89,6 +88,16 @@ class Version:
 FeedKey = tuple[int, str, int, int]  # (feed_ms, transaction_id, chunk, index)
 
 
+class Renderer(Protocol):
+    """Clean versions → feed bytes (``producers.simulator.render`` is the one in use)."""
+
+    def record(self, rng: random.Random, version: Version, dirty_rate: float) -> bytes: ...
+
+    def invalid(
+        self, rng: random.Random, version: Version, feed_ms: int
+    ) -> tuple[str, bytes, str]: ...
+
+
 @dataclass(slots=True)
 class Entry:
     """One record of the feed: its rendered bytes and the clean version it stands for."""
@@ -135,8 +144,9 @@ def ms_to_date(ms: int) -> date:
 class HistoryGenerator:
     """Generates the chunks of the history (pure functions of config and chunk number)."""
 
-    def __init__(self, config: SimulatorConfig, anchor_ms: int) -> None:
+    def __init__(self, config: SimulatorConfig, anchor_ms: int, renderer: Renderer) -> None:
         self.config = config
+        self.render = renderer  # draws from the same RNG, in turn with the model's choices
         self.anchor_ms = anchor_ms
         self.start_ms = anchor_ms - config.history_days * DAY_MS
         self.customers, self._cum_weights = make_customers(config)
@@ -279,14 +289,14 @@ class HistoryGenerator:
             index += 1
 
         for i, version in enumerate(versions):
-            body = render.record(rng, version, cfg.dirty_rate)
+            body = self.render.record(rng, version, cfg.dirty_rate)
             add(version.updated_ms, body, version, "version", tid)
             if rng.random() < cfg.repeat_rate:
                 lag = 0 if rng.random() < 0.5 else rng.randrange(1, 2 * HOUR_MS)
                 add(version.updated_ms + lag, body, version, "repeat", tid)
             if i > 0 and rng.random() < cfg.late_rate:
                 older = versions[i - 1]
-                late_body = render.record(rng, older, cfg.dirty_rate)
+                late_body = self.render.record(rng, older, cfg.dirty_rate)
                 add(
                     version.updated_ms + rng.randrange(1_000, 6 * HOUR_MS),
                     late_body,
@@ -296,7 +306,7 @@ class HistoryGenerator:
                 )
             if rng.random() < cfg.invalid_rate:
                 feed_ms = version.updated_ms + rng.randrange(1, HOUR_MS)
-                kind, body_bad, key_id = render.invalid(rng, version, feed_ms)
+                kind, body_bad, key_id = self.render.invalid(rng, version, feed_ms)
                 add(feed_ms, body_bad, None, kind, key_id)
 
 
@@ -317,84 +327,6 @@ def _replace(v: Version, **changes: object) -> Version:
 def now_ms() -> int:
     """Wall clock in whole milliseconds (UTC)."""
     return int(datetime.now(UTC).timestamp() * 1000)
-
-
-@dataclass
-class Feed:
-    """The visible feed: entries with ``feed_ms <= clock``, in feed order, append-only.
-
-    Entries generated but not yet due wait in a heap; the clock only moves forward.
-    Not thread-safe: the server serialises access with a lock.
-    """
-
-    config: SimulatorConfig
-    anchor_ms: int
-    clock: Callable[[], int]
-    generator: HistoryGenerator = field(init=False)
-    entries: list[Entry] = field(default_factory=list)
-    keys: list[FeedKey] = field(default_factory=list)
-    served: bytearray = field(default_factory=bytearray)
-    max_served: int = -1  # index of the furthest entry served in a complete response
-    _pending: list[Entry] = field(default_factory=list)
-    _next_live_chunk: int = 0
-    _now: int = 0
-
-    def __post_init__(self) -> None:
-        self.generator = HistoryGenerator(self.config, self.anchor_ms)
-        backfill: list[Entry] = []
-        for day in range(self.config.history_days):
-            backfill.extend(self.generator.backfill_day(day))
-        backfill.sort()
-        self._pending = backfill[::-1]  # popped from the end, oldest first
-        self._heap: list[Entry] = []
-        self._now = self.anchor_ms - 1
-        self.advance()
-
-    def advance(self) -> int:
-        """Bring the visible feed up to the clock; returns the clock in ms."""
-        now = max(self.clock(), self._now)
-        self._now = now
-        if self.config.rate > 0:
-            while self.generator.live_chunk_start(self._next_live_chunk) <= now:
-                for entry in self.generator.live_chunk(self._next_live_chunk):
-                    heapq.heappush(self._heap, entry)
-                self._next_live_chunk += 1
-        pending = self._pending
-        heap = self._heap
-        while True:
-            a = pending[-1] if pending else None
-            b = heap[0] if heap else None
-            if a is not None and (b is None or a.key < b.key):
-                if a.key[0] > now:
-                    break
-                pending.pop()
-                self._append(a)
-            elif b is not None:
-                if b.key[0] > now:
-                    break
-                heapq.heappop(heap)
-                self._append(b)
-            else:
-                break
-        return now
-
-    def _append(self, entry: Entry) -> None:
-        self.entries.append(entry)
-        self.keys.append(entry.key)
-        self.served.append(0)
-
-    def start_index(self, updated_since_ms: int | None, cursor: FeedKey | None) -> int:
-        if cursor is not None:
-            return bisect.bisect_right(self.keys, cursor)
-        if updated_since_ms is not None:
-            return bisect.bisect_left(self.keys, (updated_since_ms,))
-        return 0
-
-    def mark_served(self, start: int, end: int) -> None:
-        """Entries ``[start, end)`` went out in a complete response."""
-        if end > start:
-            self.served[start:end] = b"\x01" * (end - start)
-            self.max_served = max(self.max_served, end - 1)
 
 
 def anchor_from(now: datetime | None) -> int:

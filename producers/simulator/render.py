@@ -12,10 +12,9 @@ import json
 import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from producers.simulator.model import Version
+from producers.simulator.model import Version
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

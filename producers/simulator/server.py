@@ -32,7 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from producers.simulator import truth as truth_mod
-from producers.simulator.model import Feed, FeedKey, SimulatorConfig, anchor_from, now_ms
+from producers.simulator.feed import Feed
+from producers.simulator.model import FeedKey, SimulatorConfig, anchor_from, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 import schemas.transaction as st
-from producers.simulator.model import Feed, SimulatorConfig, anchor_from
+from producers.simulator.feed import Feed
+from producers.simulator.model import SimulatorConfig, anchor_from
 from producers.simulator.truth import compute, first_month_day
 from schemas import CleaningError, clean_record
 
