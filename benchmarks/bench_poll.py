@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 
-from common.services import ensure_broker
+import harness
 from common.settings import Settings, load_settings
 from producers.client import TransactionsClient
 from producers.poller import PollerOptions, TransactionPoller
@@ -141,8 +141,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="best of N, alternating (5)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    base = load_settings()
-    ensure_broker(base)
     sim, url = start_simulator(args)
     used: list[Settings] = []
     poll_s = raw_s = batch_s = float("inf")
@@ -199,4 +197,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    harness.run(main, redis=True)

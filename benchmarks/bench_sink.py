@@ -40,7 +40,7 @@ import mysql.connector
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from common.services import ensure_broker
+import harness
 from common.settings import Settings, load_settings
 from schemas import Transaction, apply_change
 from sinks import db, schema
@@ -206,7 +206,6 @@ def main() -> int:
     )
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     settings = load_settings({"namespace": namespace, "mysql_database": f"txnpipe_{namespace}"})
-    ensure_broker(settings)
     ensure_topics(settings)
     t = time.perf_counter()
     messages = prefill(settings, args.transactions)
@@ -289,4 +288,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    harness.run(main, mysql=True)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
+import harness  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
 from schemas import Transaction  # noqa: E402
 from stream_app.fold import RawMessage, fold_batch, parse_batch  # noqa: E402
@@ -343,4 +344,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    harness.run(main, redis=True)
