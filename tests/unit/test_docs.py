@@ -145,8 +145,14 @@ def _accepts(action: argparse.Action, value: str) -> bool:
     return action.choices is None or converted in action.choices or value in action.choices
 
 
+def _sample(action: argparse.Action, placeholder: str) -> str:
+    pool = [str(c) for c in action.choices] if action.choices else list(SAMPLES)
+    return next((v for v in pool if _accepts(action, v)), placeholder)
+
+
 def _fill(words: list[str], sub: argparse.ArgumentParser) -> list[str]:
     """Replace placeholders by a value the flag (or positional) they stand for accepts."""
+    words = [_fill_inline(w, sub) for w in words]
     positionals = [a for a in sub._actions if not a.option_strings]
     out: list[str] = []
     taken = 0
@@ -167,9 +173,17 @@ def _fill(words: list[str], sub: argparse.ArgumentParser) -> list[str]:
         if action is None:
             out.append(word)  # left for argparse to reject
             continue
-        pool = [str(c) for c in action.choices] if action.choices else list(SAMPLES)
-        out.append(next((v for v in pool if _accepts(action, v)), word))
+        out.append(_sample(action, word))
     return out
+
+
+def _fill_inline(word: str, sub: argparse.ArgumentParser) -> str:
+    """``--flag=N``: the placeholder after ``=`` becomes a value of the flag's type."""
+    flag, eq, value = word.partition("=")
+    action = sub._option_string_actions.get(flag) if flag.startswith("-") else None
+    if eq and action is not None and PLACEHOLDER.match(value):
+        return f"{flag}={_sample(action, value)}"
+    return word
 
 
 def txnpipe_problems(command: Command, parser: argparse.ArgumentParser) -> list[str]:
@@ -328,9 +342,10 @@ def test_a_wrong_command_is_reported_with_file_and_line(
         "txnpipe replay --from-beginning|--from-time T [--target redis|mysql|all]",
         "txnpipe query categories|top-customers|monthly [--source redis|mysql] [--limit N]",
         "txnpipe clv fit --transactions FILE --calibration-end D --as-of T ...",
+        "txnpipe run --workers=N --duration=S",
         "TXNPIPE_NAMESPACE=x txnpipe status --json | jq .   # a comment --not-a-flag",
     ],
-    ids=["alternatives", "positional-choices", "placeholders", "env-pipe-comment"],
+    ids=["alternatives", "positional-choices", "placeholders", "flag=value", "env-pipe-comment"],
 )
 def test_usage_placeholders_are_understood(
     tmp_path: Path, parser: argparse.ArgumentParser, line: str
