@@ -20,6 +20,23 @@ def admin_client(bootstrap: str) -> Any:
     return AdminClient({"bootstrap.servers": bootstrap})
 
 
+def group_settled(admin: Any, group: str, timeout: float = 5.0) -> bool:
+    """True unless the coordinator reports ``group`` rebalancing (or cannot be asked).
+
+    Members check this before they leave: the bundled broker (Tansu 0.6) wedges a group for
+    good when its last member leaves while a rebalance is under way — no later member is
+    ever assigned a partition. On Apache Kafka it is one DescribeGroups round trip.
+    """
+    from confluent_kafka import ConsumerGroupState
+
+    try:
+        future = admin.describe_consumer_groups([group], request_timeout=timeout)[group]
+        state = future.result(timeout)
+    except Exception:
+        return True  # cannot tell: never hold a shutdown on it
+    return state.state in (ConsumerGroupState.STABLE, ConsumerGroupState.EMPTY)
+
+
 def partition_counts(bootstrap: str, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
     """Partition count of each existing topic among ``topics`` (missing ones are absent)."""
     try:

@@ -8,11 +8,14 @@ Offsets live in MySQL; Kafka's group offsets are committed only for the lag figu
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
 from common.errors import ServiceUnavailableError
+from common.kafka import admin_client, group_settled
 from common.settings import Settings
 from schemas import DLQ, LEDGER
 
@@ -41,6 +44,32 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "max.poll.interval.ms": 600000,
         "partition.assignment.strategy": "range",
     }
+
+
+def leave_when_settled(
+    consumer: Any, settings: Settings, revoked: Callable[[], bool], limit: float = 15.0
+) -> None:
+    """Close ``consumer`` once its group is not rebalancing (at most ``limit`` seconds).
+
+    The last member leaving mid-rebalance wedges the group on the bundled broker (see
+    ``common.kafka.group_settled``): e.g. a replay's drain leaves, and the pipeline's sink,
+    revoked for the rebalance that follows, is stopped before it rejoined. Meanwhile the
+    consumer keeps polling so that it can rejoin; what it fetches is dropped, never written:
+    offsets live in MySQL, so the partitions' next owner reads it again.
+    """
+    group = group_id(settings)
+    deadline = time.monotonic() + limit
+    try:
+        admin = admin_client(settings.kafka_bootstrap)
+        while revoked() or not group_settled(admin, group, timeout=2.0):
+            if time.monotonic() > deadline:
+                log.warning("sink: leaving group=%s while it still rebalances", group)
+                break
+            consumer.consume(num_messages=1000, timeout=0.2)
+    except KafkaException:
+        log.debug("sink: waiting for the group to settle failed", exc_info=True)
+    finally:
+        consumer.close()
 
 
 def ensure_topics(settings: Settings) -> None:

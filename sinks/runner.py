@@ -46,7 +46,7 @@ from common.settings import Settings
 from schemas import DLQ, LEDGER, DeadLetter
 from sinks import retries
 from sinks.batch import BatchPlan, Received, decode, fold, render
-from sinks.consumer import consumer_config, ensure_topics, group_id
+from sinks.consumer import consumer_config, ensure_topics, group_id, leave_when_settled
 from sinks.dead_letters import DeadLetterPublisher
 from sinks.sizing import BatchSizer
 from sinks.writer import BatchResult, FencedError, LedgerWriter
@@ -104,6 +104,7 @@ class SinkRunner:
             clock=self.clock,
         )
         self.consumer: Consumer | None = None
+        self._revoked = False  # partitions revoked and no assignment since: a rebalance is on
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
         self._inflight: tuple[BatchPlan, Future[BatchResult | FencedError | None]] | None = None
 
@@ -166,13 +167,13 @@ class SinkRunner:
                 self._settle()
             except Exception:
                 log.exception("sink: the last batch failed")
-        self._pool.shutdown(wait=True)
         if self.consumer is not None:
             try:
-                self.consumer.close()
+                leave_when_settled(self.consumer, self.settings, lambda: self._revoked)
             except (KafkaException, RuntimeError):
                 log.debug("closing the consumer failed", exc_info=True)
             self.consumer = None
+        self._pool.shutdown(wait=True)
         self.dead_letters.close()
         self.writer.close()
 
@@ -190,6 +191,7 @@ class SinkRunner:
             tp.offset = OFFSET_BEGINNING if offset < 0 else offset
             self.expected[tp.partition] = offset
         consumer.assign(assigned)
+        self._revoked = False
         self.last_activity = time.monotonic()
         log.info(
             "sink: assigned partitions %s at stored offsets %s",
@@ -202,6 +204,7 @@ class SinkRunner:
         self._flush(wait=True)  # commit what we hold before the partitions move
         if gone:
             self.totals["revoked"] += 1
+            self._revoked = True
         # Buffered messages of revoked partitions are dropped, not written: their offsets
         # are not committed, so whoever gets the partition reads them again from MySQL's offset.
         self.buffer = [m for m in self.buffer if m.partition() not in gone]
