@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     api_key: SecretStr = SecretStr("")
     # CONTRACT §2: the statuses that contribute to aggregates ("configurable").
     counted_statuses: str = "pending,approved"
+    # Opt-in cleaning rules beyond CONTRACT §1 (schemas/rules.py), a comma list; none by default.
+    cleaning_rules: str = ""
     # Partitions of the raw and ledger topics when txnpipe creates them.
     partitions: int = Field(default=6, ge=1, le=1024)
     # Where `txnpipe services up` keeps the pid and log of the broker it started.
@@ -101,6 +103,14 @@ class Settings(BaseSettings):
         if unknown or not items:
             raise ValueError(f"expected a comma list of {', '.join(ALL_STATUSES)}")
         return ",".join(items)
+
+    @field_validator("cleaning_rules")
+    @classmethod
+    def _rules(cls, value: str) -> str:
+        items = [s.strip().lower() for s in value.split(",") if s.strip()]
+        if any(not re.fullmatch(r"[a-z0-9-]+", s) for s in items):
+            raise ValueError("expected a comma list of rule names (see docs/dead-letters.md)")
+        return ",".join(sorted(set(items)))
 
     @property
     def counted(self) -> frozenset[str]:

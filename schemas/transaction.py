@@ -8,6 +8,7 @@ exceptions: bad records are data.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from schemas.cleaning import (
     clean_status,
     clean_updated_at,
 )
+from schemas.rules import NO_RULES, Rules, rewrite
 
 Status = Literal["pending", "approved", "declined", "reversed"]
 REQUIRED_FIELDS = (
@@ -127,15 +129,23 @@ def readable_id(obj: Any) -> str | None:
     return None
 
 
-def _one(obj: Any, raw: bytes, index: int | None) -> Accepted | Rejection:
+def _one(obj: Any, raw: bytes, index: int | None, rules: Rules = NO_RULES) -> Accepted | Rejection:
     try:
         return Accepted(clean_record(obj), index)
     except CleaningError as exc:
+        fixed = rewrite(obj, exc, rules) if rules else None
+        if fixed is not None:  # an opt-in rule (schemas.rules) reads it; §1 checks the rest
+            name, patched = fixed
+            result = _one(patched, raw, index, rules - {name})
+            if isinstance(result, Accepted):
+                return result
+            return Rejection(result.reason, result.detail, raw, readable_id(obj), index)
         return Rejection(exc.reason, exc.detail, raw, readable_id(obj), index)
 
 
-def parse_message(value: bytes | None) -> list[Accepted | Rejection]:
-    """One raw-topic message value → a result per record, in order."""
+def parse_message(value: bytes | None, rules: Rules = NO_RULES) -> list[Accepted | Rejection]:
+    """One raw-topic message value → a result per record, in order (``rules``: the opt-in
+    cleaning rules of ``schemas.rules`` that are turned on)."""
     if not value:
         return [Rejection("empty", "message value is empty", value or b"")]
     try:
@@ -144,12 +154,12 @@ def parse_message(value: bytes | None) -> list[Accepted | Rejection]:
         return [Rejection("not_utf8", f"not UTF-8 at byte {exc.start}", value)]
     start = len(text) - len(text.lstrip(_WS))
     if text.startswith("[", start):
-        return _parse_batch(text, value)
+        return _parse_batch(text, value, rules)
     try:
         obj = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         return [Rejection("not_json", _json_detail(exc), value)]
-    return [_one(obj, value, None)]
+    return [_one(obj, value, None, rules)]
 
 
 def _json_detail(exc: BaseException) -> str:
@@ -158,24 +168,44 @@ def _json_detail(exc: BaseException) -> str:
     return str(exc)[:200]
 
 
-def _parse_batch(text: str, value: bytes) -> list[Accepted | Rejection]:
+def _parse_batch(text: str, value: bytes, rules: Rules) -> list[Accepted | Rejection]:
     """Decode the array once; only when something is rejected, walk it for exact raw slices."""
     try:
         items = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         return [Rejection("not_json", _json_detail(exc), value)]
-    results = [_one(obj, b"", index) for index, obj in enumerate(items)]
+    results = [_one(obj, b"", index, rules) for index, obj in enumerate(items)]
     if all(isinstance(r, Accepted) for r in results):
         return results
-    pos = text.index("[") + 1
-    for index, result in enumerate(results):
-        while text[pos] in _WS or text[pos] == ",":
-            pos += 1
-        end = _DECODER.raw_decode(text, pos)[1]
+    for index, (result, piece) in enumerate(zip(results, record_texts(text), strict=True)):
         if isinstance(result, Rejection):
-            raw = text[pos:end].encode("utf-8")
+            raw = piece.encode("utf-8")
             results[index] = Rejection(
                 result.reason, result.detail, raw, result.transaction_id, index
             )
-        pos = end
     return results
+
+
+def record_texts(text: str) -> Iterator[str]:
+    """The exact text of each record of a batch (a JSON array already known to decode)."""
+    pos = text.index("[") + 1
+    while True:
+        while text[pos] in _WS or text[pos] == ",":
+            pos += 1
+        if text[pos] == "]":
+            return
+        end = _DECODER.raw_decode(text, pos)[1]
+        yield text[pos:end]
+        pos = end
+
+
+def split_batch(value: bytes) -> list[bytes] | None:
+    """A batch message → the exact bytes of each of its records; None if it is not one."""
+    try:
+        text = value.decode("utf-8")
+        items = _DECODER.decode(text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(items, list):
+        return None
+    return [piece.encode("utf-8") for piece in record_texts(text)]

@@ -26,6 +26,8 @@ SINK_TABLES = (
     schema.OFFSETS,
     schema.PENDING,
     schema.RAW_POSITIONS,
+    schema.DEAD_LETTERS,
+    schema.REDRIVES,
     schema.MIGRATIONS,
 )
 

@@ -27,6 +27,8 @@ OFFSETS = "sink_offsets"
 PENDING = "sink_pending_entries"
 RAW_POSITIONS = "sink_raw_positions"
 MIGRATIONS = "sink_migrations"
+DEAD_LETTERS = "dead_letters"
+REDRIVES = "dead_letter_redrives"
 
 # Months of ledger partitions made at creation, before and after the current month.
 INITIAL_MONTHS_BACK = 24
@@ -140,6 +142,60 @@ CREATE TABLE IF NOT EXISTS {RAW_POSITIONS} (
 """
 
 
+# The dead-letter index (sinks/dead_letter_index.py): one row per dead letter of the DLQ
+# topic, named by its place there. ``uq_dead_source`` makes a dead letter published twice
+# for the same record (a stream outbox published again after a crash) one row;
+# ``uq_dead_redrive`` makes a redriven record that is still invalid come back once, however
+# often the same bytes are redriven. ``raw`` holds the bytes as the envelope carries them
+# (cut at 256 KiB; ``raw_length`` is the record's full length).
+_DEAD_LETTERS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {DEAD_LETTERS} (
+  dlq_partition INT NOT NULL,
+  dlq_offset BIGINT NOT NULL,
+  dead_at DATETIME(6) NOT NULL,
+  stage VARCHAR(16) {_ASCII} NOT NULL,
+  reason VARCHAR(128) {_ASCII} NOT NULL,
+  detail VARCHAR(1000) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  transaction_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  source_topic VARCHAR(255) {_ASCII} NOT NULL,
+  source_partition INT NOT NULL,
+  source_offset BIGINT NOT NULL,
+  source_index INT NOT NULL,
+  raw MEDIUMBLOB NOT NULL,
+  raw_length INT NOT NULL,
+  raw_sha256 CHAR(64) {_ASCII} NOT NULL,
+  redrive_of VARCHAR(300) {_ASCII} NULL,
+  indexed_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (dlq_partition, dlq_offset),
+  UNIQUE KEY uq_dead_source (stage, source_topic, source_partition, source_offset, source_index),
+  UNIQUE KEY uq_dead_redrive (redrive_of, raw_sha256),
+  KEY ix_dead_reason (reason, dead_at),
+  KEY ix_dead_time (dead_at),
+  KEY ix_dead_transaction (transaction_id)
+) {_TABLE_OPTIONS}
+"""
+
+# What `txnpipe dlq redrive` has published, one row per (dead letter, bytes sent): written
+# after the broker acknowledged them, so a second redrive of the same selection publishes
+# nothing, and one killed half-way publishes again only what it had not recorded.
+_REDRIVES_DDL = f"""
+CREATE TABLE IF NOT EXISTS {REDRIVES} (
+  redrive_key CHAR(64) {_ASCII} NOT NULL,
+  dlq_partition INT NOT NULL,
+  dlq_offset BIGINT NOT NULL,
+  origin VARCHAR(8) {_ASCII} NOT NULL,
+  raw_sha256 CHAR(64) {_ASCII} NOT NULL,
+  expected VARCHAR(16) {_ASCII} NOT NULL,
+  run_id CHAR(32) {_ASCII} NOT NULL,
+  raw_partition INT NOT NULL,
+  raw_offset BIGINT NOT NULL,
+  redriven_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (redrive_key),
+  KEY ix_redrive_letter (dlq_partition, dlq_offset)
+) {_TABLE_OPTIONS}
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -159,6 +215,11 @@ MIGRATIONS_LIST: tuple[Migration, ...] = (
             _PENDING_DDL,
             _RAW_POSITIONS_DDL,
         ],
+    ),
+    Migration(
+        2,
+        "dead-letter index and redrive journal",
+        lambda today: [_DEAD_LETTERS_DDL, _REDRIVES_DDL],
     ),
 )
 

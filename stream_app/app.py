@@ -23,6 +23,7 @@ import faust
 from faust.web import Request, Response, View
 
 from common.settings import Settings
+from schemas.deadletter import redrive_of
 from stream_app.fold import RawMessage
 from stream_app.lookups import answer_payload
 from stream_app.processor import BatchProcessor, BatchReport
@@ -215,7 +216,9 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
             oldest = time.time()
             for event in events:
                 msg = event.message
-                by_partition[msg.partition].append(RawMessage(msg.offset, msg.key, msg.value))
+                by_partition[msg.partition].append(
+                    RawMessage(msg.offset, msg.key, msg.value, redrive_of(msg.headers))
+                )
                 oldest = min(oldest, msg.timestamp or oldest)
             totals.wait = max(totals.wait, time.time() - oldest)  # produce -> in our hands
             pending: list[tuple[int, Future[None]]] = []

@@ -27,26 +27,26 @@ from schemas import (
     apply_change,
     parse_message,
 )
+from schemas.deadletter import MAX_DLQ_RAW as MAX_DLQ_RAW  # re-exported (tests)
+from schemas.rules import NO_RULES, Rules
 from schemas.transaction import construct
 
 # Outbox message kinds (one byte in the packed outbox blob).
 LEDGER_KIND = 0
 DLQ_KIND = 1
 _HEADER = struct.Struct(">BiI")  # kind, key length (-1 = no key), value length
-# A dead letter carries the raw bytes, cut to this size: a 1 MB poison message must not
-# make an envelope the broker refuses (message.max.bytes is 1 MB by default).
-MAX_DLQ_RAW = 256 * 1024
 _ENTRY_JSON = LedgerEntry.__pydantic_serializer__.to_json
 _VERSION_JSON = VersionRecord.__pydantic_serializer__.to_json
 
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
-    """One raw-topic message as the worker saw it."""
+    """One raw-topic message as the worker saw it (``redrive_of``: its redrive header)."""
 
     offset: int
     key: bytes | None
     value: bytes | None
+    redrive_of: str | None = None
 
 
 class OutMessage(NamedTuple):
@@ -132,29 +132,26 @@ class Parsed:
         return list(seen)
 
 
-def parse_batch(partition: int, messages: Iterable[RawMessage]) -> Parsed:
-    """Clean every record of every message (CONTRACT §1); never raises for bad input."""
+def parse_batch(partition: int, messages: Iterable[RawMessage], rules: Rules = NO_RULES) -> Parsed:
+    """Clean every record of every message (CONTRACT §1, plus the opt-in ``rules``); never
+    raises for bad input."""
     msgs = tuple(messages)
     results: list[tuple[Accepted | Rejection, ...]] = []
     for msg in msgs:
         try:
-            results.append(tuple(parse_message(msg.value)))
+            results.append(tuple(parse_message(msg.value, rules)))
         except Exception as exc:  # a cleaning bug must not kill the worker: DLQ the message
             detail = f"{type(exc).__name__}: {exc}"[:200]
             results.append((Rejection("internal_error", detail, msg.value or b""),))
     return Parsed(partition, msgs, tuple(results))
 
 
-def dead_letter(rejection: Rejection, raw_topic: str, partition: int, offset: int) -> bytes:
+def dead_letter(
+    rejection: Rejection, raw_topic: str, partition: int, offset: int, redrive_of: str | None = None
+) -> bytes:
     """The DLQ envelope of a rejected record, raw bytes capped at MAX_DLQ_RAW."""
-    if len(rejection.raw) > MAX_DLQ_RAW:
-        detail = f"{rejection.detail} (raw cut to {MAX_DLQ_RAW} of {len(rejection.raw)} bytes)"
-        rejection = Rejection(
-            rejection.reason, detail, rejection.raw[:MAX_DLQ_RAW],
-            rejection.transaction_id, rejection.index,
-        )  # fmt: skip
     letter = DeadLetter.from_rejection(
-        rejection, topic=raw_topic, partition=partition, offset=offset
+        rejection, topic=raw_topic, partition=partition, offset=offset, redrive_of=redrive_of
     )
     return letter.model_dump_json().encode()
 
@@ -194,11 +191,8 @@ def fold_batch(
             if type(result) is not Accepted:
                 invalid += 1
                 rejection = cast(Rejection, result)
-                out(
-                    OutMessage(
-                        DLQ_KIND, msg.key, dead_letter(rejection, raw_topic, partition, offset)
-                    )
-                )
+                letter = dead_letter(rejection, raw_topic, partition, offset, msg.redrive_of)
+                out(OutMessage(DLQ_KIND, msg.key, letter))
                 continue
             txn = result.transaction
             tid = txn.transaction_id

@@ -20,6 +20,7 @@ import redis
 
 from common.errors import TxnpipeError
 from common.settings import Settings
+from schemas.rules import enabled
 from stream_app.fold import Fold, RawMessage, fold_batch, parse_batch, unpack_outbox
 from stream_app.publisher import LedgerPublisher
 from stream_app.restore import restore_partition
@@ -73,6 +74,7 @@ class BatchProcessor:
     ) -> None:
         self.settings = settings
         self.counted = settings.counted
+        self.rules = enabled(settings.cleaning_rules)  # opt-in forms beyond CONTRACT §1
         self.raw_topic = settings.topic("transactions.raw")
         self.store = store or RedisStore(settings)
         self.publisher = publisher or LedgerPublisher(settings)
@@ -151,7 +153,7 @@ class BatchProcessor:
         """Apply one batch of ONE raw partition (offset order); retries until it is applied."""
         report = BatchReport(partition, messages=len(messages))
         t0 = time.perf_counter()
-        parsed = parse_batch(partition, messages)
+        parsed = parse_batch(partition, messages, self.rules)
         report.records = sum(len(r) for r in parsed.results)
         ids = parsed.transaction_ids()
         t1 = time.perf_counter()

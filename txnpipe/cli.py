@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "query": ("query", "the three seed questions from Redis or MySQL"),
     "replay": ("replay", "reprocess the topics to rebuild aggregates and tables"),
     "status": ("status", "lag, dead letters, poll position and freshness"),
+    "dlq": ("dlq", "dead letters: stats, list, show, export, redrive exactly once"),
     "clv": ("clv", "customer lifetime value: segments and predictions"),
     "services": ("services", "start, stop or check the local broker, MySQL and Redis"),
 }
@@ -56,6 +57,7 @@ SETTING_FLAGS = {
     "--api-url": "api_url",
     "--api-key": "api_key",
     "--counted-statuses": "counted_statuses",
+    "--cleaning-rules": "cleaning_rules",
 }
 
 

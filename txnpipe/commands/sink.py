@@ -1,13 +1,16 @@
-"""``txnpipe sink [--until-idle]``: the MySQL sink (ledger topic → MySQL, exactly once)."""
+"""``txnpipe sink [--until-idle]``: the MySQL sink (ledger topic → MySQL, exactly once),
+with the dead-letter index beside it (DLQ topic → ``dead_letters``, docs/dead-letters.md)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 
 from common.settings import Settings
 
 HELP = "write the ledger, versions and current state to MySQL"
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: early.append(number))
     # sinks loads mysql-connector's C extension before confluent-kafka imports ssl.
+    from sinks.dead_letter_index import DeadLetterIndexer
     from sinks.runner import SinkRunner
 
     runner = SinkRunner(
@@ -53,4 +57,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     runner.install_signal_handlers()
     if early:
         runner.stop()
-    return runner.run(until_idle=args.until_idle)
+    indexer = DeadLetterIndexer(settings)
+    indexer.start(on_failure=runner.stop)  # a broken index stops the sink: it is seen
+    try:
+        code = runner.run(until_idle=args.until_idle)
+        # the sink's own dead letters were published before its last COMMIT: index them too
+        finished = not args.until_idle or runner.stopping
+        if not finished and not indexer.finish(timeout=max(30.0, 10 * args.idle_seconds)):
+            log.warning("sink: the dead-letter index did not reach the DLQ's end in time")
+    finally:
+        indexer.stop()
+    if indexer.failure is not None:
+        raise indexer.failure
+    return code
