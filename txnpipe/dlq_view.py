@@ -24,12 +24,14 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 def printable(raw: bytes, limit: int | None = None) -> str:
     """``raw`` as text safe for a terminal, cut to ``limit`` characters (then ``…``)."""
-    text = raw.decode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "surrogateescape")  # a byte that is not UTF-8: U+DC80-DCFF
     out: list[str] = []
     size = 0
     for ch in text:
         if ch.isprintable():
             piece = ch
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:
+            piece = f"\\x{ord(ch) - 0xDC00:02x}"
         elif ch in _ESCAPES:
             piece = _ESCAPES[ch]
         elif ord(ch) < 0x100:
