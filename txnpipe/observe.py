@@ -147,7 +147,22 @@ def _sink(settings: Settings, snap: Snapshot) -> StageStatus:
 
 
 def _dead_letter_reasons(settings: Settings, snap: Snapshot, sample: int = 20_000) -> None:
-    """Most common reasons among the last ``sample`` dead letters of each partition."""
+    """Most common reasons: from the sink's dead-letter index (``txnpipe dlq stats`` has the
+    rest); without one, among the last ``sample`` dead letters of each DLQ partition."""
+    try:
+        from sinks.dead_letter_queries import DeadLetterIndex
+
+        index = DeadLetterIndex(settings)
+        try:
+            counts: Counter[str] = Counter()
+            for r in index.reasons(None):
+                counts[r.reason] += r.count + r.back
+        finally:
+            index.close()
+        snap.dead_letter_reasons = counts.most_common(5)
+        return
+    except Exception:  # no index (no sink yet, or MySQL away): sample the topic
+        pass
     from confluent_kafka import Consumer, TopicPartition
 
     topic = settings.topic(DLQ)
