@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sinks.dead_letter_queries import DeadLetterIndex
 
     since = parse_since(args.since) if getattr(args, "since", None) else None
+    _check_usage(args, since)  # usage errors (exit 2) before any connection
     index = DeadLetterIndex(settings)
     try:
         handler = {
@@ -109,8 +111,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "redrive": _redrive,
         }[args.dlq_command]
         return handler(args, settings, index, since)
+    except BrokenPipeError:  # `dlq list | head`: the reader has gone; not a failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         index.close()
+
+
+def _check_usage(args: argparse.Namespace, since: datetime | None) -> None:
+    from txnpipe.redrive import parse_position
+
+    command = args.dlq_command
+    if command == "list" and args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    if command == "show":
+        if (args.offset is None) == (args.transaction_id is None):
+            raise ConfigError("give a dead letter's PARTITION:OFFSET or --transaction-id, not both")
+        if args.offset is not None:
+            parse_position(args.offset)
+    if command == "redrive" and args.from_file is not None and (args.reason or since):
+        raise ConfigError("--from-file redrives the file's records: no --reason or --since")
 
 
 def _emit(doc: Any) -> None:
@@ -155,8 +175,6 @@ def _stats(args: argparse.Namespace, settings: Settings, index: Any, since: date
 def _list(args: argparse.Namespace, settings: Settings, index: Any, since: datetime | None) -> int:
     from txnpipe.dlq_view import letter_json, list_line
 
-    if args.limit < 1:
-        raise ConfigError("--limit must be at least 1")
     letters = index.letters(
         reason=args.reason, since=since, transaction_id=args.transaction_id, limit=args.limit
     )
@@ -174,8 +192,6 @@ def _show(args: argparse.Namespace, settings: Settings, index: Any, since: datet
     from txnpipe.dlq_view import letter_json, render_letter
     from txnpipe.redrive import parse_position
 
-    if (args.offset is None) == (args.transaction_id is None):
-        raise ConfigError("give a dead letter's PARTITION:OFFSET or --transaction-id, not both")
     if args.offset is not None:
         partition, offset = parse_position(args.offset)
         letters = index.letter(partition, offset)
@@ -213,8 +229,6 @@ def _redrive(
     from txnpipe.dlq_view import render_report
     from txnpipe.redrive import Redriver, RedriveReport, from_file, from_index
 
-    if args.from_file is not None and (args.reason or since):
-        raise ConfigError("--from-file redrives the file's records: no --reason or --since")
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
