@@ -195,13 +195,19 @@ def txnpipe_problems(command: Command, parser: argparse.ArgumentParser) -> list[
     if name not in subs:
         return [f"{command.where()}: `{shown}`: no subcommand {name!r} (have: {', '.join(subs)})"]
     sub = subs[name]
+    words = [name]
+    nested = next((dict(a.choices) for a in sub._actions
+                   if isinstance(a, argparse._SubParsersAction)), {})  # fmt: skip
+    if rest and rest[0] in nested:  # ``txnpipe dlq list --reason R``: the flags are list's
+        words, sub, rest = [name, rest[0]], nested[rest[0]], rest[1:]
+        name = " ".join(words)
     problems = []
     for word in _variants(tuple(rest))[0] + [w for v in _variants(tuple(rest))[1:] for w in v]:
         flag = word.split("=")[0]
         if flag.startswith("--") and flag not in sub._option_string_actions:
             problems.append(f"{command.where()}: `{shown}`: `txnpipe {name}` has no flag {flag}")
     for variant in _variants(tuple(rest)):
-        argv = [name, *_fill(variant, sub)]
+        argv = [*words, *_fill(variant, sub)]
         err, out = io.StringIO(), io.StringIO()
         try:
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
