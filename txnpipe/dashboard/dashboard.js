@@ -5,6 +5,7 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const POLL_MS = 2000;
+const HISTORY_MS = 15 * 60 * 1000;
 const COLORS = { poller: "#4e79a7", stream: "#f28e2b", sink: "#59a14f" };
 const FALLBACK = ["#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];
 
@@ -39,6 +40,11 @@ function compact(value) {
   return String(Math.round(value));
 }
 
+// draw at the container's own width so text keeps its CSS size
+function width(container) {
+  return Math.max(container.clientWidth || 0, 320);
+}
+
 function replace(container, node) {
   container.replaceChildren(node);
 }
@@ -50,7 +56,7 @@ function empty(container, text) {
 // Vertical bars: [{label, value (exact string), title}]
 function columns(container, items) {
   if (!items.length) return empty(container, "no data yet");
-  const W = 960, H = 230, top = 22, bottom = 34, left = 8;
+  const W = width(container), H = 230, top = 22, bottom = 34, left = 8;
   const max = Math.max(...items.map((i) => parseFloat(i.value)), 1);
   const slot = (W - left * 2) / items.length;
   const bw = Math.max(Math.min(slot * 0.7, 60), 2);
@@ -75,7 +81,7 @@ function columns(container, items) {
 // Horizontal bars: [{label, value (exact string), note}]
 function rows(container, items, cls) {
   if (!items.length) return empty(container, "no data yet");
-  const W = 560, rowH = 22, labelW = 150, valueW = 170;
+  const W = width(container), rowH = 22, labelW = 170, valueW = 170;
   const H = items.length * rowH + 4;
   const max = Math.max(...items.map((i) => parseFloat(i.value)), 1);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
@@ -85,7 +91,7 @@ function rows(container, items, cls) {
     const w = Math.max(((W - labelW - valueW) * Math.max(v, 0)) / max, 1);
     const g = svg("g", { "data-label": item.label, "data-value": item.value });
     g.appendChild(svg("title", {}, `${item.label}: ${item.shown}${item.note ? " · " + item.note : ""}`));
-    const label = item.label.length > 22 ? item.label.slice(0, 21) + "…" : item.label;
+    const label = item.label.length > 26 ? item.label.slice(0, 25) + "…" : item.label;
     g.appendChild(svg("text", { x: labelW - 6, y: y + 15, "text-anchor": "end" }, label));
     g.appendChild(svg("rect", { class: "bar " + (cls || ""), x: labelW, y: y + 3, width: w,
       height: rowH - 6 }));
@@ -106,8 +112,9 @@ function lines(container, history, field, nowMs) {
   for (const point of history)
     for (const name of Object.keys(point.stages)) if (!names.includes(name)) names.push(name);
   if (!history.length || !names.length) return empty(container, "waiting for samples");
-  const W = 560, H = 210, left = 48, right = 10, top = 24, bottom = 22;
-  const span = 15 * 60 * 1000;
+  const W = width(container), H = 210, left = 48, right = 14, top = 24, bottom = 22;
+  // the last 15 minutes, or less while the buffer is younger (at least 2 minutes)
+  const span = Math.min(Math.max(nowMs - history[0].t, 2 * 60000), HISTORY_MS);
   const t0 = nowMs - span;
   let max = 1;
   for (const p of history)
@@ -124,9 +131,11 @@ function lines(container, history, field, nowMs) {
     root.appendChild(svg("text", { class: "label", x: left - 4, y: y(v) + 4, "text-anchor": "end" },
       compact(v)));
   }
-  for (const m of [15, 10, 5, 0]) {
-    root.appendChild(svg("text", { class: "label", x: x(nowMs - m * 60000), y: H - 6,
-      "text-anchor": "middle" }, m ? `-${m} min` : "now"));
+  for (const frac of [1, 0.5, 0]) {
+    const ago = (span * frac) / 60000;
+    const text = frac ? `-${ago < 10 ? ago.toFixed(1).replace(".0", "") : Math.round(ago)} min` : "now";
+    root.appendChild(svg("text", { class: "label", x: x(nowMs - span * frac), y: H - 6,
+      "text-anchor": frac === 1 ? "start" : frac ? "middle" : "end" }, text));
   }
   names.forEach((name, i) => {
     const pts = history
@@ -144,7 +153,7 @@ function lines(container, history, field, nowMs) {
         fill: color }));
     const lx = left + 8 + i * 150;
     g.appendChild(svg("rect", { x: lx, y: 6, width: 10, height: 10, fill: color }));
-    g.appendChild(svg("text", { x: lx + 14, y: 15 }, `${name} ${lastValue === null ? "?" : lastValue}`));
+    g.appendChild(svg("text", { x: lx + 14, y: 15 }, `${name} ${lastValue === null ? "–" : lastValue}`));
     root.appendChild(g);
   });
   replace(container, root);
@@ -166,7 +175,9 @@ function freshness(container, f) {
       "data-value": f[`${store}_as_of`] || "" });
     tile.appendChild(html("div", {}, store === "redis" ? "Redis (live aggregates)" : "MySQL (sink)"));
     tile.appendChild(html("div", { class: "age" }, ageText(age)));
-    tile.appendChild(html("div", { class: "muted" }, f[`${store}_as_of`] || "-"));
+    const asOf = f[`${store}_as_of`];
+    tile.appendChild(html("div", { class: "muted" },
+      asOf ? "as of " + asOf.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, " UTC") : "-"));
     tiles.appendChild(tile);
   }
   replace(container, tiles);
@@ -180,8 +191,8 @@ function stageTable(table, stages) {
   for (const s of stages) {
     const tr = html("tr", { "data-label": s.name });
     tr.appendChild(html("td", {}, s.name));
-    tr.appendChild(html("td", { class: "num" }, s.lag === null ? "?" : String(s.lag)));
-    tr.appendChild(html("td", { class: "num" }, s.per_minute === null ? "?" : String(s.per_minute)));
+    tr.appendChild(html("td", { class: "num" }, s.lag === null ? "–" : String(s.lag)));
+    tr.appendChild(html("td", { class: "num" }, s.per_minute === null ? "–" : String(s.per_minute)));
     tr.appendChild(html("td", { class: "muted" }, s.error || ""));
     body.push(tr);
   }
@@ -218,6 +229,15 @@ function setHealth(text, cls) {
 }
 
 let lastTaken = null;
+let lastState = null;
+let lastWidth = 0;
+
+// charts are drawn at their containers' pixel width: redraw when the layout changes
+new ResizeObserver(() => requestAnimationFrame(() => {
+  const w = document.querySelector("main").clientWidth;
+  if (lastState && w !== lastWidth) draw(lastState);
+  lastWidth = w;
+})).observe(document.querySelector("main"));
 
 async function poll() {
   try {
@@ -228,6 +248,7 @@ async function poll() {
     if (state.ready) {
       if (state.taken_at !== lastTaken) {
         draw(state);
+        lastState = state;
         lastTaken = state.taken_at;
         document.body.dataset.takenAt = state.taken_at;
       }
