@@ -90,6 +90,7 @@ function rows(container, items, cls) {
     const y = i * rowH + 2;
     const w = Math.max(((W - labelW - valueW) * Math.max(v, 0)) / max, 1);
     const g = svg("g", { "data-label": item.label, "data-value": item.value });
+    if (item.count !== undefined) g.setAttribute("data-count", item.count);
     g.appendChild(svg("title", {}, `${item.label}: ${item.shown}${item.note ? " · " + item.note : ""}`));
     const label = item.label.length > 26 ? item.label.slice(0, 25) + "…" : item.label;
     g.appendChild(svg("text", { x: labelW - 6, y: y + 15, "text-anchor": "end" }, label));
