@@ -116,7 +116,16 @@ class Page:
         raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
     def screenshot(self, path: Path) -> Path:
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        """The page down to its end (open the browser tall enough that it needs no scroll
+        bar: capturing beyond the viewport relays the page out mid-capture)."""
+        width, height = self.evaluate(
+            "[document.documentElement.clientWidth,"
+            " Math.ceil(document.body.getBoundingClientRect().bottom)]"
+        )
+        clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        data = self.call(
+            "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
+        )
         path.write_bytes(base64.b64decode(data["data"]))
         return path
 
@@ -135,7 +144,7 @@ class Chromium:
     """``with Chromium(profile_dir) as browser: page = browser.page()``; the browser binds a
     free DevTools port (``--remote-debugging-port=0``) and is killed on exit."""
 
-    def __init__(self, profile: Path, width: int = 1400, height: int = 1000) -> None:
+    def __init__(self, profile: Path, width: int = 1280, height: int = 1500) -> None:
         binary = chromium_binary()
         if binary is None:
             raise RuntimeError("no chromium on PATH (Debian package `chromium`)")

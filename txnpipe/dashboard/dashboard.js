@@ -79,9 +79,11 @@ function columns(container, items) {
 }
 
 // Horizontal bars: [{label, value (exact string), note}]
-function rows(container, items, cls) {
+function rows(container, items, cls, narrowValues) {
   if (!items.length) return empty(container, "no data yet");
-  const W = width(container), rowH = 22, labelW = 170, valueW = 170;
+  const W = width(container), rowH = 22;
+  const valueW = narrowValues ? 50 : Math.min(170, W * 0.34);
+  const labelW = Math.min(narrowValues ? 200 : 170, W * (narrowValues ? 0.5 : 0.36));
   const H = items.length * rowH + 4;
   const max = Math.max(...items.map((i) => parseFloat(i.value)), 1);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
@@ -92,11 +94,12 @@ function rows(container, items, cls) {
     const g = svg("g", { "data-label": item.label, "data-value": item.value });
     if (item.count !== undefined) g.setAttribute("data-count", item.count);
     g.appendChild(svg("title", {}, `${item.label}: ${item.shown}${item.note ? " · " + item.note : ""}`));
-    const label = item.label.length > 26 ? item.label.slice(0, 25) + "…" : item.label;
+    const fit = Math.floor(labelW / 6.2);
+    const label = item.label.length > fit ? item.label.slice(0, fit - 1) + "…" : item.label;
     g.appendChild(svg("text", { x: labelW - 6, y: y + 15, "text-anchor": "end" }, label));
     g.appendChild(svg("rect", { class: "bar " + (cls || ""), x: labelW, y: y + 3, width: w,
       height: rowH - 6 }));
-    const note = item.note ? `  ${item.note}` : "";
+    const note = item.count !== undefined ? ` (${item.count})` : "";
     g.appendChild(svg("text", { x: labelW + w + 6, y: y + 15 }, item.shown + note));
     root.appendChild(g);
   });
@@ -134,7 +137,7 @@ function lines(container, history, field, nowMs) {
   }
   for (const frac of [1, 0.5, 0]) {
     const ago = (span * frac) / 60000;
-    const text = frac ? `-${ago < 10 ? ago.toFixed(1).replace(".0", "") : Math.round(ago)} min` : "now";
+    const text = frac ? `-${ago < 3 ? ago.toFixed(1).replace(".0", "") : Math.round(ago)} min` : "now";
     root.appendChild(svg("text", { class: "label", x: x(nowMs - span * frac), y: H - 6,
       "text-anchor": frac === 1 ? "start" : frac ? "middle" : "end" }, text));
   }
@@ -152,7 +155,7 @@ function lines(container, history, field, nowMs) {
     if (pts.length)
       g.appendChild(svg("circle", { cx: pts[pts.length - 1][0], cy: pts[pts.length - 1][1], r: 3,
         fill: color }));
-    const lx = left + 8 + i * 150;
+    const lx = 8 + i * Math.min(150, (W - 16) / names.length);
     g.appendChild(svg("rect", { x: lx, y: 6, width: 10, height: 10, fill: color }));
     g.appendChild(svg("text", { x: lx + 14, y: 15 }, `${name} ${lastValue === null ? "–" : lastValue}`));
     root.appendChild(g);
@@ -174,7 +177,7 @@ function freshness(container, f) {
     const level = age === null ? "" : age < 30 ? "ok" : age < 120 ? "warn" : "bad";
     const tile = html("div", { class: `tile ${level}`, "data-label": store,
       "data-value": f[`${store}_as_of`] || "" });
-    tile.appendChild(html("div", {}, store === "redis" ? "Redis (live aggregates)" : "MySQL (sink)"));
+    tile.appendChild(html("div", {}, store === "redis" ? "Redis (live)" : "MySQL (sink)"));
     tile.appendChild(html("div", { class: "age" }, ageText(age)));
     const asOf = f[`${store}_as_of`];
     tile.appendChild(html("div", { class: "muted" },
@@ -216,7 +219,7 @@ function draw(state) {
   document.getElementById("dlq-total").textContent =
     dl.total === null ? "" : `(${dl.total} on the topic)`;
   rows(document.getElementById("dead-letters"), dl.reasons.map((r) => ({
-    label: r.reason, value: String(r.count), shown: String(r.count) })), "dlq");
+    label: r.reason, value: String(r.count), shown: String(r.count) })), "dlq", true);
   freshness(document.getElementById("freshness"), state.freshness);
   stageTable(document.getElementById("stages"), state.stages);
   const problems = document.getElementById("problems");
