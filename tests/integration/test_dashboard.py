@@ -31,9 +31,9 @@ STAGES = {"poller", "stream", "sink"}
 
 # [label, value(, count)] of every bar/series of each chart, as drawn
 CHART_VALUES = """JSON.stringify(Object.fromEntries([...document.querySelectorAll('[data-chart]')]
-  .map(c => [c.dataset.chart, [...c.querySelectorAll('[data-label]')]
-    .map(e => e.dataset.count === undefined ? [e.dataset.label, e.dataset.value]
-                                            : [e.dataset.label, e.dataset.value, e.dataset.count])])))"""
+  .map(c => [c.dataset.chart, [...c.querySelectorAll('[data-label]')].map(e =>
+    [e.dataset.label, e.dataset.value].concat(e.dataset.count ? [e.dataset.count] : [])
+  )])))"""
 
 
 def _free_port() -> int:

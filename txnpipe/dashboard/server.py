@@ -55,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("dashboard %s " + format, self.address_string(), *args)
+        log.debug("dashboard %s %s", self.address_string(), format % args)
 
 
 class _Server(ThreadingHTTPServer):
@@ -84,8 +84,9 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        address = self._httpd.server_address
+        host, port = str(address[0]), address[1]
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
     def start(self) -> DashboardServer:

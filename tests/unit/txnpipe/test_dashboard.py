@@ -57,13 +57,12 @@ def _snapshot() -> Snapshot:
 def _state(reasons: list[dict[str, Any]] | None) -> dict[str, Any]:
     snap = _snapshot()
     history = [history_point(snap, 1_000), history_point(snap, 6_000)]
-    return build_state(
-        _settings(), snap, ANSWERS, {}, reasons, history, interval=5.0, now=NOW
-    )
+    return build_state(_settings(), snap, ANSWERS, {}, reasons, history, interval=5.0, now=NOW)
 
 
 def test_state_document_shape() -> None:
-    doc = _state([{"reason": "invalid_amount", "count": 5}, {"reason": "not_an_object", "count": 2}])
+    reasons = [{"reason": "invalid_amount", "count": 5}, {"reason": "not_an_object", "count": 2}]
+    doc = _state(reasons)
     assert set(doc) == {
         "namespace", "taken_at", "interval_seconds", "healthy", "problems", "answers",
         "answers_meta", "stages", "history", "dead_letters", "freshness", "status",
