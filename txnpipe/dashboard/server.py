@@ -95,6 +95,8 @@ class DashboardServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        """Stop serving; a sample in flight is given a few seconds (its thread is a daemon)."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()
         self._httpd.server_close()
-        self.state.stop()
+        self.state.stop(timeout=5)

@@ -189,7 +189,7 @@ class DashboardState:
         self._thread = threading.Thread(target=self._loop, name="dashboard-sampler", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(30)
+            self._thread.join(timeout)

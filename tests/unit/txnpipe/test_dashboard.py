@@ -196,3 +196,8 @@ def test_run_has_a_dashboard_port() -> None:
     args = build_parser().parse_args(["run"])
     assert args.dashboard_port == 8088
     assert build_parser().parse_args(["run", "--dashboard-port", "0"]).dashboard_port == 0
+
+
+def test_a_server_never_started_stops_at_once() -> None:
+    server = DashboardServer(DashboardState(_settings()), port=0)
+    server.stop()  # no serve_forever to wait for
