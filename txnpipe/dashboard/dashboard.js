@@ -37,7 +37,16 @@ function compact(value) {
   if (a >= 1e6) return (value / 1e6).toFixed(1) + "M";
   if (a >= 1e4) return (value / 1e3).toFixed(0) + "k";
   if (a >= 1e3) return (value / 1e3).toFixed(1) + "k";
-  return String(Math.round(value));
+  if (a >= 10 || Number.isInteger(value)) return String(Math.round(value));
+  return value.toFixed(1);
+}
+
+// the smallest 1, 2 or 5 times a power of ten that is >= value (and >= 2): even axis ticks
+function niceMax(value) {
+  if (value <= 2) return 2;
+  const p = Math.pow(10, Math.floor(Math.log10(value)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= value) return m * p;
+  return 10 * p;
 }
 
 // draw at the container's own width so text keeps its CSS size
@@ -120,12 +129,13 @@ function lines(container, history, field, nowMs) {
   // the last 15 minutes, or less while the buffer is younger (at least 2 minutes)
   const span = Math.min(Math.max(nowMs - history[0].t, 2 * 60000), HISTORY_MS);
   const t0 = nowMs - span;
-  let max = 1;
+  let peak = 0;
   for (const p of history)
     for (const n of names) {
       const v = p.stages[n] && p.stages[n][field];
-      if (typeof v === "number" && v > max) max = v;
+      if (typeof v === "number" && v > peak) peak = v;
     }
+  const max = niceMax(peak);
   const x = (t) => left + ((W - left - right) * Math.max(t - t0, 0)) / span;
   const y = (v) => H - bottom - ((H - top - bottom) * v) / max;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
