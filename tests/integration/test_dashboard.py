@@ -1,6 +1,7 @@
 """Issue 11 part 2: ``txnpipe run`` serves the dashboard; headless Chromium loads it with no
 console errors, its charts hold the numbers ``txnpipe query --json`` and ``txnpipe dlq stats``
-give, and they change, without a reload, once the API serves more data.
+give, and they change, without a reload, once the API serves more data. ``txnpipe dashboard``
+serves the same answers against the running pipeline.
 
 Screenshots go to the test's tmp dir, and to ``$DASHBOARD_SCREENSHOTS`` when that is set.
 """
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,34 @@ def caught_up(sim: Any, env: dict[str, str]) -> Any:
     return True if isinstance(reasons, list) and reasons else reasons
 
 
+def standalone_dashboard(env: dict[str, str]) -> Any:
+    """``txnpipe dashboard`` against the running pipeline: its ``/api/state`` answers."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "txnpipe", "dashboard", "--port", str(port), "--interval", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+    def state() -> Any:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
+                doc = json.load(r)
+        except OSError as exc:
+            return f"{exc} (exit {proc.poll()})"
+        return True if doc.get("ready") else doc
+
+    try:
+        wait_for(state, "`txnpipe dashboard` to serve its first sample", deadline=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
+            answers = json.load(r)["answers"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert f"txnpipe dashboard: http://127.0.0.1:{port}/" in output
+    return answers
+
+
 def test_dashboard_in_headless_chromium(services: Settings, tmp_path: Path) -> None:
     if chromium_binary() is None:
         if IN_CI:
@@ -146,6 +176,7 @@ def test_dashboard_in_headless_chromium(services: Settings, tmp_path: Path) -> N
             fresh = json.loads(page.evaluate(CHART_VALUES))["freshness"]
             assert {label for label, _ in fresh} == {"redis", "mysql"}
             assert all(value for _, value in fresh), fresh
+            assert standalone_dashboard(env) == before
             page.evaluate("window.__loadedOnce = true")
             for d in shots:
                 page.screenshot(d / "dashboard-start.png")
