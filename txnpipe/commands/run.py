@@ -152,6 +152,8 @@ def forget_stale_state(settings: Settings) -> bool:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if not 0 <= args.dashboard_port <= 65535:
+        raise ConfigError("--dashboard-port must be between 0 and 65535 (0 = off)")
     missing = [
         hint
         for ok, hint in (

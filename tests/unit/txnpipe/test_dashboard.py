@@ -181,13 +181,17 @@ def test_a_busy_port_is_a_one_line_config_error() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["dashboard", "--port", "70000"], ["dashboard", "--interval", "0.1"]],
-    ids=["port", "interval"],
+    [
+        ["dashboard", "--port", "70000"],
+        ["dashboard", "--interval", "0.1"],
+        ["run", "--dashboard-port", "-1"],
+    ],
+    ids=["port", "interval", "run-port"],
 )
 def test_dashboard_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("txnpipe dashboard: --")
+    assert err.count("\n") == 1 and err.startswith(f"txnpipe {argv[0]}: --")
 
 
 def test_run_has_a_dashboard_port() -> None:
