@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--refresh", type=float, default=2.0, help="seconds between view updates")
     parser.add_argument(
+        "--dashboard-port", type=int, default=8088, help="web dashboard port (0 = off)"
+    )
+    parser.add_argument(
         "--no-view", action="store_true", help="progress lines instead of the live view"
     )
     parser.add_argument(
@@ -168,6 +171,8 @@ def forget_stale_state(settings: Settings, *, reset: bool = False) -> bool:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if not 0 <= args.dashboard_port <= 65535:
+        raise ConfigError("--dashboard-port must be between 0 and 65535 (0 = off)")
     missing = [
         hint
         for ok, hint in (
@@ -187,6 +192,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             stop_broker(settings)
         raise
     stages, settings = plan(args, settings)
+    dashboard = _dashboard(args, settings)
     supervisor = Supervisor(stages, child_env(settings))
     stop_requested: list[str] = []
 
@@ -213,12 +219,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(sig, handler)
         # a second Ctrl-C while stopping must not leave children behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if dashboard is not None:
+            dashboard.stop()
         supervisor.stop()
         if not broker_was_up:
             stop_broker(settings)
         signal.signal(signal.SIGINT, previous.get(signal.SIGINT, signal.SIG_DFL))
     view.final()
     return 0
+
+
+def _dashboard(args: argparse.Namespace, settings: Settings) -> Any:
+    """The web dashboard (docs/dashboard.md) in threads of this process, or None when off.
+    A busy port costs the page, not the pipeline."""
+    if not args.dashboard_port:
+        return None
+    from txnpipe.dashboard import serve
+
+    try:
+        server = serve(settings, port=args.dashboard_port)
+    except ConfigError as exc:
+        print(f"txnpipe run: no dashboard: {exc}", file=sys.stderr, flush=True)
+        return None
+    print(f"txnpipe run: dashboard at {server.url}", file=sys.stderr, flush=True)
+    return server
 
 
 def _wait(seconds: float, stop: list[Any], deadline: float | None) -> None:
