@@ -100,6 +100,11 @@ class Supervisor:
         for stage in self.stages:
             self._spawn(stage)
 
+    def add(self, stage: Stage) -> None:
+        """Start one more stage now (scaling out a running tree: one more worker or sink)."""
+        self.stages.append(stage)
+        self._spawn(stage)
+
     def poll(self) -> list[str]:
         """Restart crashed stages (capped exponential backoff); return what happened."""
         happened: list[str] = []

@@ -76,9 +76,10 @@ def test_stream_and_sink_scale_out_with_replicas_within_the_partition_count() ->
     (mapping,) = services["stream"]["ports"]
     host, container = str(mapping).rsplit(":", 1)
     first, _, last = host.partition("-")
-    assert container == "6066" and int(last or first) - int(first) + 1 >= services["stream"][
-        "deploy"
-    ]["replicas"]
+    assert (
+        container == "6066"
+        and int(last or first) - int(first) + 1 >= services["stream"]["deploy"]["replicas"]
+    )
     # the workers' HTTP answers must be reachable through the published port
     command = services["stream"]["command"]
     assert command[command.index("--web-bind") + 1] == "0.0.0.0"
