@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import shutil
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,13 +40,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import harness  # noqa: E402
-from common.kafka import admin_client, end_offsets  # noqa: E402
+from common.kafka import admin_client, committed_offsets, end_offsets  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
 from tests.unit.stream_app.history import batches, generate  # noqa: E402
 from txnpipe.commands.run import child_env, settled_check, sink_group, stream_group  # noqa: E402
 from txnpipe.supervisor import Stage, Supervisor  # noqa: E402
 
 RAW, LEDGER, DLQ = "transactions.raw", "transactions.ledger", "transactions.dlq"
+
+
+SERVERS = {"redis-server": "redis", "mariadbd": "mysql", "mysqld": "mysql"}
+
+
+def servers() -> dict[str, int]:
+    """Pids of the local Redis and MySQL servers by process name (their CPU is measured)."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                name = SERVERS.get((entry / "comm").read_text().strip())
+                if name:
+                    found[name] = int(entry.name)
+    return found
 
 
 @dataclass
@@ -54,6 +71,7 @@ class Run:
     seconds: float
     cpu: list[float]  # CPU seconds of each member in the window
     machine: float  # busy share of the whole machine in the window
+    server_cpu: dict[str, float]  # CPU seconds of the local Redis / MySQL server (shared!)
 
     @property
     def rate(self) -> float:
@@ -155,59 +173,57 @@ def recreate(settings: Settings, names: list[str]) -> None:
 
 
 def reset_stream(settings: Settings, redis_client: object) -> None:
-    """Stream state back to nothing: Redis keys, group offsets 0, empty ledger and DLQ."""
-    from confluent_kafka import Consumer, TopicPartition
-
+    """Stream state back to nothing: Redis keys, no group offsets, empty ledger and DLQ."""
     keys = list(redis_client.scan_iter(match=f"{settings.namespace}:*", count=1000))  # type: ignore[attr-defined]
     for i in range(0, len(keys), 1000):
         redis_client.delete(*keys[i : i + 1000])  # type: ignore[attr-defined]
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": stream_group(settings),
-            "enable.auto.commit": False,
-        }
-    )
-    with contextlib.suppress(Exception):
-        consumer.commit(
-            offsets=[TopicPartition(settings.topic(RAW), p, 0) for p in range(settings.partitions)],
-            asynchronous=False,
-        )
-    consumer.close()
+    # The group must start from offset 0 again. A stopped member stays in the group until
+    # its session times out, and the broker refuses to delete a group with members: retry.
+    group, raw = stream_group(settings), settings.topic(RAW)
+    admin = admin_client(settings.kafka_bootstrap)
+    deadline = time.monotonic() + 60
+    while committed_offsets(settings.kafka_bootstrap, group, raw):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"cannot reset the offsets of group {group}")
+        with contextlib.suppress(Exception):
+            admin.delete_consumer_groups([group], request_timeout=5)[group].result(5)
+        time.sleep(0.5)
     recreate(settings, [settings.topic(LEDGER), settings.topic(DLQ)])
     shutil.rmtree(settings.state_dir / "faust", ignore_errors=True)
 
 
-def wait_members(settings: Settings, group: str, n: int, timeout: float = 180) -> None:
-    from confluent_kafka import ConsumerGroupState
-
-    admin = admin_client(settings.kafka_bootstrap)
-    deadline = time.monotonic() + timeout
+def wait_members(settings: Settings, tree: Supervisor, group: str, marker: str) -> None:
+    """Until every member logged an assignment of at least one partition and the group is
+    stable (the bundled broker's DescribeGroups lists no members, so their logs tell)."""
+    pattern = re.compile(re.escape(marker) + r"\d")
+    settled = settled_check(settings)
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            state = admin.describe_consumer_groups([group], request_timeout=5)[group].result(5)
-            if state.state == ConsumerGroupState.STABLE and len(state.members) == n:
-                return
+        logs = [s.log_path.read_text(errors="replace") if s.log_path.exists() else ""
+                for s in tree.stages]  # fmt: skip
+        if all(pattern.search(text) for text in logs) and settled(group):
+            return
         time.sleep(0.1)
-    raise SystemExit(f"group {group} did not become stable with {n} members")
+    raise SystemExit(f"group {group}: not every member was assigned a partition in 180 s")
 
 
-def measure(
-    tree: Supervisor, progress: object, done: object
-) -> tuple[int, float, list[float], float]:
-    """(units, seconds, cpu per member, machine busy share) from now until ``done()``."""
+def measure(tree: Supervisor, progress: Callable[[], int], done: Callable[[], bool]) -> Run:
+    """Units done, seconds, CPU of each member and of the servers, from now until ``done()``."""
     pids = [s.proc.pid for s in tree.stages if s.proc is not None]
     cpu0 = [harness.cpu_seconds(p) for p in pids]
-    busy0, units0, t0 = harness.machine_busy(), progress(), time.perf_counter()  # type: ignore[operator]
+    others = servers()
+    server0 = {k: harness.cpu_seconds(p) for k, p in others.items()}
+    busy0, units0, t0 = harness.machine_busy(), progress(), time.perf_counter()
     deadline = time.monotonic() + 1200
-    while not done():  # type: ignore[operator]
+    while not done():
         if time.monotonic() > deadline:
             raise SystemExit("did not finish in 20 minutes")
         time.sleep(0.05)
-    t1, units1, busy1 = time.perf_counter(), progress(), harness.machine_busy()  # type: ignore[operator]
+    t1, units1, busy1 = time.perf_counter(), progress(), harness.machine_busy()
     cpu = [harness.cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
     machine = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1)
-    return units1 - units0, t1 - t0, cpu, machine
+    server = {k: harness.cpu_seconds(p) - server0[k] for k, p in others.items()}
+    return Run(0, units1 - units0, t1 - t0, cpu, machine, server)
 
 
 def stream_run(settings: Settings, n: int, last: dict[int, int], r: object, logs: Path) -> Run:
@@ -234,11 +250,12 @@ def stream_run(settings: Settings, n: int, last: dict[int, int], r: object, logs
 
     tree.start()
     try:
-        wait_members(settings, stream_group(settings), n)
-        units, seconds, cpu, machine = measure(tree, progress, finished)
+        wait_members(settings, tree, stream_group(settings), "assigned partitions=[")
+        run = measure(tree, progress, finished)
     finally:
         tree.stop()
-    return Run(n, units, seconds, cpu, machine)
+    run.members = n
+    return run
 
 
 def sink_run(settings: Settings, m: int, ends: dict[int, int], logs: Path) -> Run:
@@ -275,13 +292,14 @@ def sink_run(settings: Settings, m: int, ends: dict[int, int], logs: Path) -> Ru
 
     tree.start()
     try:
-        wait_members(mine, sink_group(mine), m)
-        units, seconds, cpu, machine = measure(tree, progress, lambda: progress() >= total)
+        wait_members(mine, tree, sink_group(mine), "sink: assigned partitions [")
+        run = measure(tree, progress, lambda: progress() >= total)
     finally:
         tree.stop()
         conn.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
         conn.close()
-    return Run(m, units, seconds, cpu, machine)
+    run.members = m
+    return run
 
 
 def report(kind: str, unit: str, runs: list[Run]) -> None:
@@ -290,11 +308,13 @@ def report(kind: str, unit: str, runs: list[Run]) -> None:
         wall = run.rate / (run.members / one.members * one.rate)
         cpu = run.per_cpu / one.per_cpu
         each = " ".join(f"{c:.1f}" for c in run.cpu)
+        per = " ".join(f"{k} {v / max(run.units, 1) * 1e6:.1f}" for k, v in run.server_cpu.items())
         print(
             f"{kind} x{run.members}: {run.rate:>9,.0f} {unit}/s total  "
             f"{run.per_cpu:>8,.0f} {unit} per CPU-second  efficiency wall {wall:4.0%} "
             f"cpu {cpu:4.0%}  ({run.units} {unit} in {run.seconds:.1f}s; CPU s per member "
-            f"[{each}]; machine {run.machine:.0%} busy)"
+            f"[{each}]; machine {run.machine:.0%} busy; server CPU us per {unit[:-1]}: "
+            f"{per or 'n/a'}, shared servers)"
         )
 
 
