@@ -7,15 +7,18 @@
    form, once. Raw limit of this machine: one plain confluent consumer that reads and
    ``json.loads`` every message (records/s, one core).
 2. For each worker count N: the stream state is reset (Redis keys of the namespace, the
-   group's offsets back to 0, empty ledger and DLQ topics) and N ``txnpipe stream``
-   processes are started. Measured from the moment the group is stable with N members
-   until every partition's watermark passed the last offset: records/s of all workers,
-   CPU seconds of each worker (``/proc``), records per CPU-second, and the efficiency
-   against one worker — by wall clock (rate_N / (N x rate_1)) and by CPU
+   consumer group deleted, empty ledger and DLQ topics) and N ``txnpipe stream``
+   processes are started. Measured from the moment every member holds partitions and the
+   group is stable until every partition's watermark passed the last offset: records/s
+   of all workers, CPU seconds of each worker (``/proc``), records per CPU-second, and the
+   efficiency against one worker — by wall clock (rate_N / (N x rate_1)) and by CPU
    (records per CPU-second at N / at 1). On 2 cores the wall-clock gain is bounded by the
    machine; records per CPU-second is the figure to compare.
 3. The ledger the last stream run wrote is then drained by M ``txnpipe sink`` processes
    into a fresh database each time: ledger messages/s, CPU seconds, efficiency likewise.
+4. Beside each run: CPU microseconds per unit of the local Redis and MySQL servers (found
+   by process name; they are shared, so an upper bound) — the figures docs/SCALING.md
+   sizes Redis and MySQL from.
 
 Stages are started and stopped by ``txnpipe.supervisor.Supervisor`` (it waits for each
 group to settle before stopping its next member). Not a test: nothing is asserted.
