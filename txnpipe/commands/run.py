@@ -137,6 +137,27 @@ def sink_group(settings: Settings) -> str:
     return group_id(settings)
 
 
+def idle_members(workers: int, sinks: int, partitions: int) -> str | None:
+    """A one-line notice when more workers or sinks are asked for than there are partitions
+    (a partition has one owner in its group: the rest stand by as spares)."""
+    extra = [
+        f"{n - partitions} of {n} {what} will stand by"
+        for n, what in ((workers, "stream workers"), (sinks, "sinks"))
+        if n > partitions
+    ]
+    if not extra:
+        return None
+    return f"{' and '.join(extra)}: the topics have {partitions} partitions (docs/SCALING.md)"
+
+
+def _partitions(settings: Settings) -> int:
+    """The raw topic's partition count, or what txnpipe will create it with."""
+    from common.kafka import partition_counts
+
+    raw = settings.topic("transactions.raw")
+    return partition_counts(settings.kafka_bootstrap, [raw]).get(raw, settings.partitions)
+
+
 def settled_check(settings: Settings) -> Callable[[str], bool]:
     """``group -> True unless it is rebalancing``, for the supervisor's stops."""
     from common.kafka import admin_client, group_settled
@@ -193,6 +214,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     broker_was_up = answers(bootstrap_endpoint(settings.kafka_bootstrap))
     ensure_broker(settings)
     forget_stale_state(settings)
+    notice = idle_members(args.workers, args.sinks, _partitions(settings))
+    if notice:
+        print(f"txnpipe run: {notice}", file=sys.stderr)
     stages, settings = plan(args, settings)
     supervisor = Supervisor(stages, child_env(settings), settled=settled_check(settings))
     stop_requested: list[str] = []

@@ -82,3 +82,16 @@ def test_plan_gives_workers_and_sinks_their_groups(tmp_path: Path) -> None:
 
     one, _ = plan(argparse.Namespace(**{**vars(args), "sinks": 1}), settings)
     assert [s.name for s in one if s.name.startswith("sink")] == ["sink"]
+
+
+def test_more_members_than_partitions_is_a_notice_naming_the_spares() -> None:
+    from txnpipe.commands.run import idle_members
+
+    assert idle_members(2, 2, 6) is None
+    assert idle_members(6, 1, 6) is None
+    notice = idle_members(8, 7, 6)
+    assert notice is not None
+    assert (
+        "2 of 8 stream workers" in notice and "1 of 7 sinks" in notice and "6 partitions" in notice
+    )
+    assert "sinks" not in (idle_members(8, 1, 6) or "")
