@@ -2,8 +2,13 @@
 
 Starts the bundled broker when nothing answers at the bootstrap address, the reference API
 unless ``--api-url`` (or ``TXNPIPE_API_URL``) is given, the poller, ``--workers`` stream
-workers and the sink. A crashed stage is restarted with backoff. Ctrl-C (or ``--duration``)
-stops every child cleanly and leaves nothing running.
+workers and ``--sinks`` sinks. A crashed stage is restarted with backoff. Ctrl-C (or
+``--duration``) stops every child cleanly and leaves nothing running.
+
+Workers share the raw topic's partitions (one consumer group), sinks the ledger topic's
+(another group; exactly once comes from the offsets stored with each batch in MySQL and the
+fencing on them, not from the number of sinks). Partitions are the unit of parallelism:
+members beyond the partition count stay idle (docs/SCALING.md).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -37,6 +43,9 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="stream workers (default 1)")
+    parser.add_argument(
+        "--sinks", type=int, default=1, help="MySQL sinks sharing the ledger topic (default 1)"
+    )
     parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     parser.add_argument("--seed", type=int, default=42, help="simulator seed (built-in API only)")
     parser.add_argument(
@@ -117,10 +126,53 @@ def plan(args: argparse.Namespace, settings: Settings) -> tuple[list[Stage], Set
                 f"stream-{i + 1}",
                 ["stream", "--web-port", str(args.web_port + i if args.web_port else 0)],
                 run_dir / f"stream-{i + 1}.log",
+                group=stream_group(settings),
             )
         )
-    stages.append(Stage("sink", ["sink"], run_dir / "sink.log"))
+    for i in range(args.sinks):
+        name = "sink" if args.sinks == 1 else f"sink-{i + 1}"
+        stages.append(Stage(name, ["sink"], run_dir / f"{name}.log", group=sink_group(settings)))
     return stages, settings
+
+
+def stream_group(settings: Settings) -> str:
+    """The stream workers' consumer group: Faust's group id is its app id."""
+    return f"{settings.namespace}-stream"
+
+
+def sink_group(settings: Settings) -> str:
+    from sinks.consumer import group_id
+
+    return group_id(settings)
+
+
+def idle_members(workers: int, sinks: int, partitions: int) -> str | None:
+    """A one-line notice when more workers or sinks are asked for than there are partitions
+    (a partition has one owner in its group: the rest stand by as spares)."""
+    extra = [
+        f"{n - partitions} of {n} {what} will stand by"
+        for n, what in ((workers, "stream workers"), (sinks, "sinks"))
+        if n > partitions
+    ]
+    if not extra:
+        return None
+    return f"{' and '.join(extra)}: the topics have {partitions} partitions (docs/SCALING.md)"
+
+
+def _partitions(settings: Settings) -> int:
+    """The raw topic's partition count, or what txnpipe will create it with."""
+    from common.kafka import partition_counts
+
+    raw = settings.topic("transactions.raw")
+    return partition_counts(settings.kafka_bootstrap, [raw]).get(raw, settings.partitions)
+
+
+def settled_check(settings: Settings) -> Callable[[str], bool]:
+    """``group -> True unless it is rebalancing``, for the supervisor's stops."""
+    from common.kafka import admin_client, group_settled
+
+    admin = admin_client(settings.kafka_bootstrap)
+    return lambda group: group_settled(admin, group, timeout=2.0)
 
 
 def forget_stale_state(settings: Settings, *, reset: bool = False) -> bool:
@@ -169,8 +221,8 @@ def forget_stale_state(settings: Settings, *, reset: bool = False) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
+    if args.workers < 1 or args.sinks < 1:
+        raise ConfigError("--workers and --sinks must be at least 1")
     if not 0 <= args.dashboard_port <= 65535:
         raise ConfigError("--dashboard-port must be between 0 and 65535 (0 = off)")
     missing = [
@@ -191,9 +243,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not broker_was_up:
             stop_broker(settings)
         raise
+    notice = idle_members(args.workers, args.sinks, _partitions(settings))
+    if notice:
+        print(f"txnpipe run: {notice}", file=sys.stderr)
     stages, settings = plan(args, settings)
     dashboard = _dashboard(args, settings)
-    supervisor = Supervisor(stages, child_env(settings))
+    supervisor = Supervisor(stages, child_env(settings), settled=settled_check(settings))
     stop_requested: list[str] = []
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
