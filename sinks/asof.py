@@ -5,6 +5,7 @@ runs exactly the SQL a user can ``CALL`` (docs/as-of.md).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -53,8 +54,10 @@ def _missing(settings: Settings, exc: MySQLError) -> Exception:
 def _call(cur: Any, name: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
     cur.callproc(name, tuple(args))
     rows: list[tuple[Any, ...]] = []
-    for result in cur.stored_results():
-        rows.extend(result.fetchall())
+    with warnings.catch_warnings():  # connector 9: "stored_results() becomes a property"
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for result in cur.stored_results():
+            rows.extend(result.fetchall())
     return rows
 
 
