@@ -11,27 +11,30 @@ correction gives exact figures.
 from __future__ import annotations
 
 import contextlib
-import json
 import random
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from common.settings import Settings, load_settings
-from sinks.asof import answer, restate
+from sinks.asof import answer
 from tests.integration.asof_harness import Pipeline, Served, expected
 from tests.unit.stream_app.history import Version, _spoil, render
 
 COUNTED = frozenset({"pending", "approved"})
 STATUSES = ("pending", "approved", "declined", "reversed")
-CATEGORIES = {"books": ["books", " BOOKS ", "Books"], "home & garden": ["Home  &  Garden"],
-              "café": ["Café", "café "], "cafe": ["cafe"], "uncategorized": [None, "  "]}  # fmt: skip
+CATEGORIES = {
+    "books": ["books", " BOOKS ", "Books"],
+    "home & garden": ["Home  &  Garden"],
+    "café": ["Café", "café "],
+    "cafe": ["cafe"],
+    "uncategorized": [None, "  "],
+}
 CUSTOMERS = ("A1", "a1", "c-7", "42")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -63,8 +66,10 @@ def versions_of(draw: st.DrawFn, tid: str) -> list[Version]:
     count = draw(st.integers(1, 4))
     at = T0 + timedelta(minutes=draw(st.integers(0, 60 * 24 * 30)))
     day = date(2024, 12, 1) + timedelta(days=draw(st.integers(0, 395)))
-    v = Version(tid, draw(st.sampled_from(CUSTOMERS)), draw(st.sampled_from(sorted(CATEGORIES))),
-                draw(st.integers(1, 100_000_000)), day, draw(st.sampled_from(STATUSES)), at)  # fmt: skip
+    customer = draw(st.sampled_from(CUSTOMERS))
+    category = draw(st.sampled_from(sorted(CATEGORIES)))
+    cents, status = draw(st.integers(1, 100_000_000)), draw(st.sampled_from(STATUSES))
+    v = Version(tid, customer, category, cents, day, status, at)
     out = [v]
     for _ in range(count - 1):
         at = at + timedelta(minutes=draw(st.integers(1, 60 * 24 * 10)), microseconds=1000)
