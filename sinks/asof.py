@@ -132,7 +132,8 @@ def month_sums(
     """Cents per month of ``transaction_date`` in ``[first, end)`` as known at ``at``."""
     cur.execute(
         _MONTH_SUMS,
-        (naive_utc(at), counted_list(counted), first.isoformat(), end.isoformat()),
+        # placeholders in text order: the counted list (inside MAX), then T
+        (counted_list(counted), naive_utc(at), first.isoformat(), end.isoformat()),
     )
     out: dict[restatements.Month, int] = {}
     for month, cents in cur.fetchall():

@@ -11,7 +11,10 @@ correction gives exact figures.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.settings import Settings, load_settings
-from sinks.asof import answer
+from sinks.asof import answer, restate
 from tests.integration.asof_harness import Pipeline, Served, expected
 from tests.unit.stream_app.history import Version, _spoil, render
 
@@ -167,3 +170,97 @@ def test_a_late_replica_never_seen_before_is_stored_stale_and_answers_before_its
     assert rows == [{"product_category": "books", "total_transactions": 1, "total_amount": "15.00"}]
     now = answer(pipeline.settings, "categories", T0 + timedelta(hours=3), None).to_json()
     assert now[0]["total_amount"] == "20.00"
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _v(tid: str, cust: str, cat: str, cents: int, day: str, status: str, at: str) -> Version:
+    return Version(tid, cust, cat, cents, date.fromisoformat(day), status, _at(at))
+
+
+def restatement_history() -> list[Version]:
+    """Arrival order; b is backdated from February into January after both closes."""
+    b1 = _v("b", "B", "books", 5000, "2026-02-14", "approved", "2026-02-14T09:00")
+    c1 = _v("c", "C", "toys", 3000, "2026-01-20", "approved", "2026-01-20T08:00")
+    d1 = _v("d", "D", "toys", 2000, "2026-02-03", "approved", "2026-02-03T08:00")
+    e1 = _v("e", "E", "books", 1000, "2026-02-01", "pending", "2026-02-01T08:00")
+    h1 = _v("h", "H", "books", 700, "2026-02-20", "pending", "2026-02-20T08:00")
+    x1 = _v("x", "X", "books", 999, "2025-12-15", "approved", "2025-12-15T08:00")
+    return [
+        _v("a", "A", "books", 10000, "2026-01-10", "approved", "2026-01-10T10:00"),
+        b1, _replace(b1, {"day": date(2026, 1, 30), "updated_at": _at("2026-03-07T12:00")}),
+        c1, _replace(c1, {"cents": 3550, "updated_at": _at("2026-02-10T08:00")}),
+        d1, _replace(d1, {"status": "reversed", "updated_at": _at("2026-03-08T08:00")}),
+        _replace(e1, {"status": "approved", "updated_at": _at("2026-02-02T08:00")}), e1,  # late
+        _v("g", "G", "books", 1234, "2026-02-27", "approved", "2026-03-06T08:00"),
+        h1, _replace(h1, {"status": "approved", "updated_at": _at("2026-03-09T08:00")}),
+        x1, _replace(x1, {"cents": 1999, "updated_at": _at("2026-02-01T00:00")}),
+    ]  # fmt: skip
+
+
+def test_restatements_of_a_hand_made_history_with_a_backdated_correction(
+    pipeline: Pipeline,
+) -> None:
+    rng = random.Random(5)
+    pipeline.reset()
+    pipeline.feed([Served(render(rng, v, v.category), v) for v in restatement_history()], rng)
+    months = [m.to_json() for m in restate(pipeline.settings, 2, 5, _at("2026-03-10T00:00"))]
+    figures = [
+        (m["month"], m["closed_at"], m["amount_at_close"], m["amount_now"], m["difference"],
+         m["transactions_moved"], [(t["transaction_id"], t["change"]) for t in m["top"]])
+        for m in months
+    ]  # fmt: skip
+    assert figures == [
+        ("2026-01", "2026-02-05T00:00:00Z", "130.00", "185.50", "55.50", 2,
+         [("b", "50.00"), ("c", "5.50")]),
+        ("2026-02", "2026-03-05T00:00:00Z", "87.00", "29.34", "-57.66", 3,
+         [("b", "-50.00"), ("d", "-20.00"), ("g", "12.34")]),
+    ]  # fmt: skip
+    jan_b, feb_b = months[0]["top"][0]["versions"], months[1]["top"][0]["versions"]
+    story = [(v["updated_at"], v["known_at_close"], v["changed"]) for v in jan_b]
+    assert story == [("2026-02-14T09:00:00Z", False, []),
+                     ("2026-03-07T12:00:00Z", False, ["transaction_date"])]  # fmt: skip
+    story = [(v["updated_at"], v["known_at_close"], v["changed"]) for v in feb_b]
+    assert story == [("2026-02-14T09:00:00Z", True, []),
+                     ("2026-03-07T12:00:00Z", False, ["transaction_date"])]  # fmt: skip
+    assert (
+        feb_b[1]["transaction_date"] == "2026-01-30"
+        and feb_b[0]["transaction_date"] == "2026-02-14"
+    )
+    # the amounts at each close are what as-of answers say at that instant
+    for m, close in (("2026-01", "2026-02-05T00:00"), ("2026-02", "2026-03-05T00:00")):
+        rows = answer(pipeline.settings, "monthly", _at(close), None).to_json()
+        at_close = next(r["total_amount"] for r in rows if r["month"] == m)
+        assert at_close == next(x[2] for x in figures if x[0] == m)
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = ["--mysql-database", settings.mysql_database]
+    return subprocess.run([sys.executable, "-m", "txnpipe", *args, *flags],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_cli_as_of_and_restatements_outputs_and_usage_errors(pipeline: Pipeline) -> None:
+    rng = random.Random(5)
+    pipeline.reset()
+    pipeline.feed([Served(render(rng, v, v.category), v) for v in restatement_history()], rng)
+    s = pipeline.settings
+    done = _cli(s, "query", "categories", "--as-of", "2026-02-05", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        {"product_category": "books", "total_transactions": 3, "total_amount": "129.99"},
+        {"product_category": "toys", "total_transactions": 2, "total_amount": "50.00"},
+    ]
+    done = _cli(s, "query", "top-customers", "--as-of", "2026-02-05T00:00:00Z")
+    assert done.returncode == 0 and "source=mysql (--as-of reads MySQL" in done.stdout
+    assert done.stdout.splitlines()[0].split() == ["A", "100.00"]
+    for bad in (["query", "monthly", "--as-of", "2026-02-05", "--source", "redis"],
+                ["query", "monthly", "--as-of", "yesterday"],
+                ["restatements", "--close-day", "29"], ["restatements", "--months", "0"]):  # fmt: skip
+        done = _cli(s, *bad)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (bad, done)
+    done = _cli(s, "restatements", "--months", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [m["transactions_moved"] for m in json.loads(done.stdout)["months"]] == [0, 0]
