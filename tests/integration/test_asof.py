@@ -256,9 +256,13 @@ def test_cli_as_of_and_restatements_outputs_and_usage_errors(pipeline: Pipeline)
     done = _cli(s, "query", "top-customers", "--as-of", "2026-02-05T00:00:00Z")
     assert done.returncode == 0 and "source=mysql (--as-of reads MySQL" in done.stdout
     assert done.stdout.splitlines()[0].split() == ["A", "100.00"]
-    for bad in (["query", "monthly", "--as-of", "2026-02-05", "--source", "redis"],
-                ["query", "monthly", "--as-of", "yesterday"],
-                ["restatements", "--close-day", "29"], ["restatements", "--months", "0"]):  # fmt: skip
+    usage = (
+        ["query", "monthly", "--as-of", "2026-02-05", "--source", "redis"],
+        ["query", "monthly", "--as-of", "yesterday"],
+        ["restatements", "--close-day", "29"],
+        ["restatements", "--months", "0"],
+    )
+    for bad in usage:
         done = _cli(s, *bad)
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (bad, done)
     done = _cli(s, "restatements", "--months", "2", "--json")
