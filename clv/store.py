@@ -3,8 +3,9 @@
 Input is the sink's audit table ``transaction_versions`` (CONTRACT §4): for every
 transaction, the version *known at* the as-of instant T — its greatest ``updated_at <= T``,
 the same definition as ``txnpipe query --as-of`` (CONTRACT §7; late replicas included, as
-the source knew them then) — kept only if its status is counted. That is the corrected purchase history as it was known then — reversals and
-declines removed, backdated dates used — so a later correction cannot leak into a past model.
+the source knew them then) — kept only if its status is counted. That is the corrected
+purchase history as it was known then — reversals and declines removed, backdated dates
+used — so a later correction, a replay or a late arrival cannot change a past model.
 """
 
 from __future__ import annotations

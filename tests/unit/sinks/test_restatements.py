@@ -39,7 +39,7 @@ def test_closed_months_are_the_latest_whose_close_has_passed(
 
 
 def test_known_at_takes_the_greatest_updated_at_at_or_before_t_whatever_the_order() -> None:
-    a1, a2, a3 = v("a", "2026-01-01T00:00", 1, "2026-01-01"), v("a", "2026-01-02T00:00", 2, "2026-01-01"), v("a", "2026-01-03T00:00", 3, "2026-01-01")  # fmt: skip
+    a1, a2, a3 = (v("a", f"2026-01-0{d}T00:00", d, "2026-01-01") for d in (1, 2, 3))
     assert known_at([a3, a1, a2], at("2026-01-02T00:00")) is a2
     assert known_at([a3, a1, a2], at("2025-12-31T23:59")) is None
 
