@@ -35,23 +35,22 @@ def render(months: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for m in months:
         lines.append(
-            f"{m['month']}  closed {m['closed_at']}  at close {m['amount_at_close']:>14}  "
-            f"now {m['amount_now']:>14}  difference {m['difference']:>12}  "
+            f"{m['month']}  closed {m['closed_at']}  at close {m['amount_at_close']}  "
+            f"now {m['amount_now']}  difference {m['difference']}  "
             f"moved by {m['transactions_moved']} transactions"
         )
         for t in m["top"]:
             lines.append(
-                f"    {t['transaction_id']:<24} {t['change']:>12}  ({t['at_close']} → {t['now']})"
+                f"  {t['transaction_id']:<18} {t['change']:>12}  ({t['at_close']} → {t['now']})"
             )
-            for v in t["versions"]:
-                what = (
-                    "known at close"
-                    if v["known_at_close"]
-                    else (", ".join(f"{f} → {v[f]}" for f in v["changed"]) or "first version")
-                )
-                if not v["known_at_close"] and not v["changed"] and v is not t["versions"][0]:
-                    what = "no field changed"
-                lines.append(f"        {v['updated_at']}  {what}")
+            for i, v in enumerate(t["versions"]):
+                if v["known_at_close"]:
+                    what = "known at close"
+                elif v["changed"]:
+                    what = ", ".join(f"{f} → {v[f]}" for f in v["changed"])
+                else:
+                    what = "first version" if i == 0 else "no field changed"
+                lines.append(f"    {v['updated_at']}  {what}")
     if not lines:
         lines.append("(no closed month)")
     lines.append("-- source=mysql; amounts as known at each close (updated_at <= close) and now")
