@@ -178,14 +178,18 @@ def restate(
     ``candidates``: every version (up to ``now``) of each transaction with a version
     updated after the oldest close; the amount at the close is now minus what moved."""
     out: list[MonthRestatement] = []
+    histories = {
+        tid: sorted((v for v in versions if v.updated_at <= now), key=_when)
+        for tid, versions in candidates.items()
+    }
+    current = {tid: known_at(ordered, now) for tid, ordered in histories.items()}
     for month in months:
         closed = close_at(month, close_day)
         report = MonthRestatement(month, closed, amounts_now.get(month, 0))
-        for tid, versions in candidates.items():
-            ordered = sorted((v for v in versions if v.updated_at <= now), key=_when)
+        for tid, ordered in histories.items():
             then_v = known_at(ordered, closed)
             then_c = contribution(then_v, month, counted)
-            now_c = contribution(known_at(ordered, now), month, counted)
+            now_c = contribution(current[tid], month, counted)
             if then_c == now_c:
                 continue
             story = tuple(v for v in ordered if v is then_v or v.updated_at > closed)
