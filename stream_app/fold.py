@@ -26,6 +26,7 @@ from schemas import (
     VersionRecord,
     apply_change,
     parse_message,
+    stale_version,
 )
 from schemas.deadletter import MAX_DLQ_RAW as MAX_DLQ_RAW  # re-exported (tests)
 from schemas.rules import NO_RULES, Rules
@@ -203,7 +204,13 @@ def fold_batch(
                 if isinstance(outcome, Duplicate):
                     duplicates += 1
                 else:
+                    # stale: no entries, no state; its version record goes to the audit
+                    # trail flagged, for as-of answers (it was known at its updated_at)
                     stale += 1
+                    record = stale_version(
+                        txn, accepted_at=accepted_at, counted=counted, source=source
+                    )
+                    out(OutMessage(LEDGER_KIND, tid.encode("utf-8"), _VERSION_JSON(record)))
                 continue
             accepted += 1
             versions[tid] = txn
