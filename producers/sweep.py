@@ -38,6 +38,7 @@ class Swept:
     records: int = 0
     invalid: int = 0
     seconds: float = 0.0
+    upto: datetime | None = None  # newest valid updated_at served: the sweep's horizon
 
 
 def fold_page(swept: Swept, page: Page, rules: frozenset[str] = frozenset()) -> None:
@@ -60,6 +61,8 @@ def fold_page(swept: Swept, page: Page, rules: frozenset[str] = frozenset()) -> 
                 t.transaction_date, t.status, t.updated_at,
             )  # fmt: skip
             where[t.transaction_id] = (number, i)
+        if swept.upto is None or t.updated_at > swept.upto:
+            swept.upto = t.updated_at
 
 
 def sweep(

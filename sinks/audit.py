@@ -102,10 +102,30 @@ def read_view(settings: Settings) -> MySQLView:
 
 
 def stored_offsets(settings: Settings) -> dict[int, int]:
-    """Only the sink's stored ledger offsets (cheap: read twice around a snapshot)."""
-    from sinks.replay import stored_offsets as stored
-
-    return stored(settings)
+    """Only the sink's stored ledger offsets (cheap: read before a snapshot, to compare)."""
+    try:
+        conn = db.connect(settings, autocommit=True)
+    except MySQLError as exc:
+        if getattr(exc, "errno", None) == 1049:
+            return {}
+        raise
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(
+                f"SELECT kafka_partition, next_offset FROM {schema.OFFSETS} "
+                "WHERE consumer_group = %s AND topic = %s",
+                (group_id(settings), settings.topic(LEDGER.suffix)),
+            )
+        except MySQLError as exc:
+            if getattr(exc, "errno", None) == 1146:
+                return {}
+            raise
+        rows = cur.fetchall()
+        cur.close()
+    finally:
+        db.close_quietly(conn)
+    return {int(p): max(int(o), 0) for p, o in rows}
 
 
 def _select(cur: Any, sql: str, ids: list[str], chunk: int = 1000) -> list[tuple[Any, ...]]:
@@ -121,25 +141,3 @@ def _execute(cur: Any, sql: str, ids: list[str], chunk: int = 1000) -> None:
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
         cur.execute(sql.format(marks=", ".join(["%s"] * len(part))), tuple(part))
-
-
-def versions_of(settings: Settings, ids: list[str]) -> dict[str, list[tuple[Any, ...]]]:
-    """Every versions row of ``ids`` (``repair.VERSION_FIELDS`` order), oldest first."""
-    from sinks.repair import VERSION_FIELDS
-
-    conn = db.connect(settings, autocommit=True)
-    try:
-        cur = conn.cursor()
-        rows = _select(
-            cur,
-            f"SELECT {', '.join(VERSION_FIELDS)} FROM {schema.VERSIONS} "
-            "WHERE transaction_id IN ({marks}) ORDER BY transaction_id, updated_at",
-            sorted(ids),
-        )
-        cur.close()
-    finally:
-        db.close_quietly(conn)
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        out.setdefault(str(row[0]), []).append(row)
-    return out

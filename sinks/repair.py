@@ -85,7 +85,8 @@ def derive(rows: Sequence[Sequence[Any]]) -> Derived | None:
         return None
     current = None
     if previous[7]:
-        current = (*previous[:7], previous[1], previous[10])
+        p = previous
+        current = (p[0], p[2], p[3], p[4], p[5], p[6], p[1], p[10])
     return Derived(tuple(ledger), current)
 
 

@@ -89,7 +89,7 @@ def compare_all(
     wm = snap.redis.watermarks
     found = {
         "api_mysql": compare.api_mysql(
-            swept.newest, snap.mysql, settings.counted, since, snap.polled_upto
+            swept.newest, snap.mysql, settings.counted, since, snap.polled_upto, swept.upto
         ),
         "ledger_mysql": compare.ledger_mysql(snap.mysql),
         "redis_mysql": compare.redis_mysql(snap.redis, snap.mysql, snap.partitions),
