@@ -174,10 +174,17 @@ def redis_mysql(redis: RedisView, mysql: MySQLView, partitions: int) -> Found:
     return found
 
 
+def stream_positions(watermarks: Mapping[int, int], committed: Mapping[int, int]) -> dict[int, int]:
+    """Next raw offset per partition whose state Redis holds: past the last applied batch,
+    or the stream group's committed offset (a restore takes the watermark from the ledger,
+    which has nothing for a last batch of duplicates)."""
+    return {p: max(wm + 1, committed.get(p, 0)) for p, wm in watermarks.items()}
+
+
 def kafka_mysql(
     raw_ends: Mapping[int, int],
     ledger_ends: Mapping[int, int],
-    watermarks: Mapping[int, int],
+    stream_next: Mapping[int, int],
     offsets: Mapping[int, int],
 ) -> Found:
     """Stored positions vs the topics' ends: what lies past a position is in flight; a
@@ -188,7 +195,7 @@ def kafka_mysql(
     found = Found(Section("kafka_mysql"))
     for p, end in sorted(raw_ends.items()):
         found.section.checked += 1
-        applied = watermarks.get(p, -1) + 1  # next raw offset the stream will read
+        applied = stream_next.get(p, 0)  # next raw offset the stream will read
         if end == 0 and applied > 0:
             found.add("stream_past_end", f"raw partition {p}")
         found.section.in_flight += max(end - applied, 0)
@@ -204,13 +211,14 @@ def kafka_mysql(
 def settled(
     raw_ends: Mapping[int, int],
     ledger_ends: Mapping[int, int],
-    watermarks: Mapping[int, int],
+    stream_next: Mapping[int, int],
     offsets: Mapping[int, int],
     outbox: Mapping[int, int],
 ) -> bool:
-    """Nothing in flight: every stage has read to the end it was shown."""
+    """Nothing in flight: every stage has read to the end it was shown (a raw partition whose
+    watermark is gone has lost its state: a difference, not work to wait for)."""
     return (
-        all(watermarks.get(p, -1) + 1 >= end for p, end in raw_ends.items())
+        all(stream_next[p] >= end for p, end in raw_ends.items() if p in stream_next)
         and all(offsets.get(p, 0) >= end for p, end in ledger_ends.items())
         and not any(outbox.values())
     )

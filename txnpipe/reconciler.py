@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from common.kafka import end_offsets, partition_counts
+from common.kafka import committed_offsets, end_offsets, partition_counts
 from common.settings import Settings
 from producers.checkpoint import checkpoint_info
 from producers.murmur2 import partition_for
@@ -49,6 +49,7 @@ class Snapshot:
     redis: RedisView
     raw_ends: dict[int, int]
     ledger_ends: dict[int, int]
+    stream_next: dict[int, int]
     settled: bool
     polled_upto: datetime | None
 
@@ -63,37 +64,43 @@ def snapshot(settings: Settings, settle: float, progress: Progress) -> Snapshot:
     partitions = partition_counts(settings.kafka_bootstrap, [raw]).get(raw, 0)
     deadline = time.monotonic() + settle
     said = False
+    group = f"{settings.namespace}-stream"
     while True:
         since = checkpoint_info(settings).get("updated_since")
         raw_ends = end_offsets(settings.kafka_bootstrap, raw)
         ledger_ends = end_offsets(settings.kafka_bootstrap, ledger)
         wm, outbox = positions(settings, partitions)
+        committed = committed_offsets(settings.kafka_bootstrap, group, raw)
+        stream_next = compare.stream_positions(wm, committed)
         offsets = stored_offsets(settings)
-        quiet = compare.settled(raw_ends, ledger_ends, wm, offsets, outbox)
+        quiet = compare.settled(raw_ends, ledger_ends, stream_next, offsets, outbox)
         last = time.monotonic() >= deadline
         if quiet or last:
             mysql = read_mysql(settings)
             redis = read_redis(settings, partitions)
             if last or (mysql.offsets == offsets and redis.watermarks == wm):
                 polled = parse_updated_at(since) if since else None
-                return Snapshot(partitions, mysql, redis, raw_ends, ledger_ends, quiet, polled)
+                return Snapshot(
+                    partitions, mysql, redis, raw_ends, ledger_ends, stream_next, quiet, polled
+                )
         if not said:
             progress("waiting for the pipeline to settle (work in flight)")
             said = True
-        time.sleep(0.3)  # polling interval of a condition with a deadline
+        time.sleep(0.5)  # polling interval of a condition with a deadline
 
 
 def compare_all(
     settings: Settings, swept: Swept, snap: Snapshot, since: datetime | None
 ) -> dict[str, compare.Found]:
-    wm = snap.redis.watermarks
     found = {
         "api_mysql": compare.api_mysql(
             swept.newest, snap.mysql, settings.counted, since, snap.polled_upto, swept.upto
         ),
         "ledger_mysql": compare.ledger_mysql(snap.mysql),
         "redis_mysql": compare.redis_mysql(snap.redis, snap.mysql, snap.partitions),
-        "kafka_mysql": compare.kafka_mysql(snap.raw_ends, snap.ledger_ends, wm, snap.mysql.offsets),
+        "kafka_mysql": compare.kafka_mysql(
+            snap.raw_ends, snap.ledger_ends, snap.stream_next, snap.mysql.offsets
+        ),
     }
     if not snap.settled:
         for f in found.values():

@@ -95,12 +95,14 @@ def test_redis_is_compared_key_by_key_and_lost_partitions_are_named() -> None:
 
 
 def test_kafka_positions_behind_the_end_are_in_flight() -> None:
-    got = c.kafka_mysql({0: 10, 1: 0}, {0: 20}, {0: 4}, {0: 15})
+    assert c.stream_positions({0: 4, 1: 2}, {1: 7}) == {0: 5, 1: 7}
+    got = c.kafka_mysql({0: 10, 1: 0}, {0: 20}, {0: 5}, {0: 15})
     assert (got.section.differences, got.section.in_flight) == (0, 5 + 5)
-    lost = c.kafka_mysql({0: 0}, {0: 0}, {0: 4}, {0: 15})
+    lost = c.kafka_mysql({0: 0}, {0: 0}, {0: 5}, {0: 15})
     assert lost.section.counts == {"stream_past_end": 1, "sink_past_end": 1}
-    assert c.settled({0: 5}, {0: 9}, {0: 4}, {0: 9}, {0: 0})
-    assert not c.settled({0: 5}, {0: 9}, {0: 4}, {0: 9}, {0: 1})
+    assert c.settled({0: 5, 1: 3}, {0: 9}, {0: 5}, {0: 9}, {0: 0})  # 1: state lost
+    assert not c.settled({0: 5}, {0: 9}, {0: 5}, {0: 9}, {0: 1})
+    assert not c.settled({0: 5}, {0: 9}, {0: 4}, {0: 9}, {0: 0})
 
 
 def _v(at: datetime, prev: datetime | None, status: str, cents: int, ids: list[str]) -> tuple:
@@ -118,7 +120,9 @@ def test_derive_rebuilds_entries_and_current_row_from_a_whole_chain() -> None:
     got = derive(rows)
     assert got is not None
     assert [(e[0], e[7], e[8]) for e in got.ledger] == [
-        (new1, Decimal("10.00"), 1), (rev2, Decimal("-10.00"), -1), (new2, Decimal("12.00"), 1)
+        (new1, Decimal("10.00"), 1),
+        (rev2, Decimal("-10.00"), -1),
+        (new2, Decimal("12.00"), 1),
     ]
     assert got.current is not None and got.current[3] == Decimal("12.00")
     assert derive(rows[1:]) is None  # the first version lost: the chain is broken
