@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from schemas import entry_id
 from schemas.reconcile import ApiVersion, CurrentRow, Report
 from sinks.audit import MySQLView
@@ -133,3 +135,13 @@ def test_report_json_has_a_section_per_comparison() -> None:
     found = c.ledger_mysql(view(api("a")))
     doc = Report("ns", [found.section]).to_json()
     assert doc["agree"] is True and doc["ledger_mysql"]["checked"] == 1
+
+
+def test_an_unreadable_since_is_a_usage_error_before_any_service_is_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from txnpipe.cli import main
+
+    assert main(["reconcile", "--since", "yesterday-ish"]) == 2
+    err = capsys.readouterr().err
+    assert "--since='yesterday-ish'" in err and len(err.strip().splitlines()) == 1
