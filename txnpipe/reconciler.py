@@ -158,7 +158,13 @@ def _repair(
         for tid in lacking:
             by_partition.setdefault(partition_for(tid.encode(), snap.partitions), []).append(tid)
         streamed = current_updated_at(settings, by_partition)
-        known = [t for t in lacking if t in streamed and streamed[t] >= swept.newest[t].updated_at]
+        lost = {p for p in by_partition if p not in snap.redis.watermarks}  # restored from it
+        known = [
+            t
+            for t in lacking
+            if partition_for(t.encode(), snap.partitions) in lost
+            or (t in streamed and streamed[t] >= swept.newest[t].updated_at)
+        ]
         if known:  # the stream has these versions already: the sink must read the ledger again
             progress(f"repair: {len(known):,} versions are in the ledger but not in MySQL: "
                      "the sink replays the ledger")  # fmt: skip
