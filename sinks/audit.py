@@ -21,6 +21,7 @@ from schemas.reconcile import CurrentRow
 from sinks import db, schema
 from sinks.consumer import group_id
 from sinks.lookups import to_cents
+from sinks.statements import marks
 
 # transaction id -> {(customer, category, date): (cents, count)} with a non-zero net
 LedgerNet = dict[str, dict[tuple[str, str, date], tuple[int, int]]]
@@ -128,16 +129,18 @@ def stored_offsets(settings: Settings) -> dict[int, int]:
     return {int(p): max(int(o), 0) for p, o in rows}
 
 
-def _select(cur: Any, sql: str, ids: list[str], chunk: int = 1000) -> list[tuple[Any, ...]]:
+def select_in(cur: Any, sql: str, ids: list[str], chunk: int = 1000) -> list[tuple[Any, ...]]:
+    """``sql`` with ``{marks}`` for an IN list, run over ``ids`` in chunks; every row."""
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        cur.execute(sql.format(marks=", ".join(["%s"] * len(part))), tuple(part))
+        cur.execute(sql.format(marks=marks(len(part))), tuple(part))
         rows.extend(cur.fetchall())
     return rows
 
 
-def _execute(cur: Any, sql: str, ids: list[str], chunk: int = 1000) -> None:
+def execute_in(cur: Any, sql: str, ids: list[str], chunk: int = 1000) -> None:
+    """``sql`` with ``{marks}`` for an IN list, run over ``ids`` in chunks."""
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        cur.execute(sql.format(marks=", ".join(["%s"] * len(part))), tuple(part))
+        cur.execute(sql.format(marks=marks(len(part))), tuple(part))

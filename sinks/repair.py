@@ -24,7 +24,7 @@ from common.settings import Settings
 from schemas import entry_id
 from schemas.answers import cents_to_str
 from sinks import db, schema
-from sinks.audit import _execute, _select, utc
+from sinks.audit import execute_in, select_in, utc
 from sinks.batch import naive_utc
 from sinks.lookups import to_cents
 
@@ -122,7 +122,7 @@ def repair_from_versions(settings: Settings, ids: Sequence[str]) -> tuple[list[s
         cur = conn.cursor()
         cur.execute(f"SELECT next_offset FROM {schema.OFFSETS} FOR UPDATE")
         cur.fetchall()
-        rows = _select(
+        rows = select_in(
             cur,
             f"SELECT {', '.join(VERSION_FIELDS)} FROM {schema.VERSIONS} "
             "WHERE transaction_id IN ({marks}) ORDER BY transaction_id, updated_at FOR UPDATE",
@@ -146,7 +146,7 @@ def repair_from_versions(settings: Settings, ids: Sequence[str]) -> tuple[list[s
                 current.append(derived.current)
         if fixed:
             for table in (schema.LEDGER, schema.CURRENT):
-                _execute(cur, f"DELETE FROM {table} WHERE transaction_id IN ({{marks}})", fixed)
+                execute_in(cur, f"DELETE FROM {table} WHERE transaction_id IN ({{marks}})", fixed)
             for table, columns, values in (
                 (schema.LEDGER, _LEDGER_COLUMNS, ledger),
                 (schema.CURRENT, _CURRENT_COLUMNS, current),

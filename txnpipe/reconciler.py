@@ -42,7 +42,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class Snapshot:
-    """Everything one comparison reads, and the comparisons' full findings."""
+    """Everything the comparisons read besides the API: one settled instant."""
 
     partitions: int
     mysql: MySQLView
