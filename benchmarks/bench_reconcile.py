@@ -110,6 +110,8 @@ def main() -> int:
             txns = report.section("api_mysql").checked
             print(f"reconcile: {txns:,} transactions ({records:,} API records) in {took:.1f}s "
                   f"({txns / took:,.0f} transactions/s); agree={report.agree}")  # fmt: skip
+            phases = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items())
+            print(f"  phases: {phases}")
             print(f"raw limit (bare sweep + bare scans): {raw:.1f}s; ratio {took / raw:.2f}x")
             return 0 if report.agree and took < 60 else 1
     finally:

@@ -88,6 +88,7 @@ class Report:
     sections: list[Section]
     repairs: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
     @property
     def agree(self) -> bool:
@@ -102,6 +103,8 @@ class Report:
             "agree": self.agree,
             "seconds": round(self.seconds, 2),
         }
+        if self.timings:
+            out["timings"] = {k: round(v, 2) for k, v in self.timings.items()}
         out.update({s.name: s.to_json() for s in self.sections})
         if self.repairs:
             out["repair"] = self.repairs

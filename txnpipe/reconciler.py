@@ -125,11 +125,17 @@ def reconcile(
         f"api: {swept.records:,} records, {len(swept.newest):,} transactions "
         f"in {swept.seconds:.1f}s; reading Kafka, MySQL and Redis"
     )
+    t1 = time.monotonic()
     snap = snapshot(settings, settle, progress)
+    t2 = time.monotonic()
     found = compare_all(settings, swept, snap, since)
     report = Report(settings.namespace, [f.section for f in found.values()])
+    report.timings = {"api_sweep": swept.seconds, "snapshot": t2 - t1,
+                      "compare": time.monotonic() - t2}  # fmt: skip
     if repair and not report.agree:
+        t3 = time.monotonic()
         report.repairs = _repair(settings, swept, snap, found, since, settle, progress)
+        report.timings["repair"] = time.monotonic() - t3
     report.seconds = time.monotonic() - started
     return report
 
