@@ -64,6 +64,7 @@ def snapshot(settings: Settings, settle: float, progress: Progress) -> Snapshot:
     partitions = partition_counts(settings.kafka_bootstrap, [raw]).get(raw, 0)
     deadline = time.monotonic() + settle
     said = False
+    pause = 0.2
     group = f"{settings.namespace}-stream"
     while True:
         since = checkpoint_info(settings).get("updated_since")
@@ -86,7 +87,8 @@ def snapshot(settings: Settings, settle: float, progress: Progress) -> Snapshot:
         if not said:
             progress("waiting for the pipeline to settle (work in flight)")
             said = True
-        time.sleep(0.5)  # polling interval of a condition with a deadline
+        time.sleep(pause)  # polling a condition with a deadline; each try opens clients
+        pause = min(pause * 1.5, 2.0)
 
 
 def compare_all(
