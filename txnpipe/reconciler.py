@@ -189,6 +189,9 @@ def _repair(
     extra = api_ids.get("extra", [])
     if extra:
         done["extra_reported_only"] = len(extra)
+    lost_topics = found["kafka_mysql"].section.differences
+    if lost_topics:  # positions held for emptied partitions: an operator's decision
+        done["kafka_reported_only"] = lost_topics
     snap = snapshot(settings, settle, progress)
     if compare.redis_mysql(snap.redis, snap.mysql, snap.partitions).section.differences:
         progress("repair: rebuilding the Redis aggregates from the ledger (restore)")

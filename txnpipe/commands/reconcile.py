@@ -3,7 +3,8 @@ agree, or say exactly where they differ (``txnpipe.reconciler``; docs/reconcile.
 
 Exit 0 when everything agrees (work in flight allowed), 1 when something differs, 2 on
 usage. With ``--repair``: 0 when every difference was repaired or handed to the pipeline,
-1 when something could only be reported (extra rows, a broken chain of versions).
+1 when something could only be reported (extra rows, a broken chain of versions, a position
+held for an emptied topic partition).
 """
 
 from __future__ import annotations
@@ -61,6 +62,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if report.agree:
         return 0
     if args.repair:
-        left = report.repairs.get("not_repairable") or report.repairs.get("extra_reported_only")
+        left = [k for k in report.repairs if k == "not_repairable" or k.endswith("_reported_only")]
         return 1 if left else 0
     return 1
