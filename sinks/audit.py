@@ -20,7 +20,6 @@ from schemas import LEDGER
 from schemas.reconcile import CurrentRow
 from sinks import db, schema
 from sinks.consumer import group_id
-from sinks.lookups import to_cents
 from sinks.statements import marks
 
 # transaction id -> {(customer, category, date): (cents, count)} with a non-zero net
@@ -71,11 +70,12 @@ def read_view(settings: Settings) -> MySQLView:
             raise
         view.offsets = {int(p): max(int(o), 0) for p, o in cur.fetchall()}
         cur.execute(
-            "SELECT transaction_id, customer_id, product_category, transaction_amount, "
+            "SELECT transaction_id, customer_id, product_category, "
+            "CAST(transaction_amount * 100 AS SIGNED), "  # exact: DECIMAL(12,2) in cents
             f"transaction_date, status, updated_at FROM {schema.CURRENT}"
         )
         view.current = {
-            str(t): CurrentRow(str(c), str(k), to_cents(a), d, str(s), utc(u))
+            t: CurrentRow(c, k, a, d, s, u.replace(tzinfo=UTC))
             for t, c, k, a, d, s, u in cur.fetchall()
         }
         cur.execute(
@@ -83,16 +83,16 @@ def read_view(settings: Settings) -> MySQLView:
             f"FROM {schema.VERSIONS} GROUP BY transaction_id"
         )
         for t, u, p in cur.fetchall():
-            view.newest[str(t)] = utc(u)
-            view.partition_of[str(t)] = int(p)
+            view.newest[t] = u.replace(tzinfo=UTC)
+            view.partition_of[t] = p
         cur.execute(
             "SELECT transaction_id, customer_id, product_category, transaction_date, "
-            f"SUM(amount), SUM(`count`) FROM {schema.LEDGER} "
+            f"CAST(SUM(amount) * 100 AS SIGNED), SUM(`count`) FROM {schema.LEDGER} "
             "GROUP BY transaction_id, customer_id, product_category, transaction_date "
             "HAVING SUM(amount) <> 0 OR SUM(`count`) <> 0"
         )
         for t, c, k, d, a, n in cur.fetchall():
-            view.ledger.setdefault(str(t), {})[(str(c), str(k), d)] = (to_cents(a), int(n))
+            view.ledger.setdefault(t, {})[(c, k, d)] = (int(a), int(n))
         cur.execute(f"SELECT raw_partition, last_source_offset FROM {schema.RAW_POSITIONS}")
         view.raw_positions = {int(p): int(o) for p, o in cur.fetchall()}
         conn.rollback()

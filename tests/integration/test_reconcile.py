@@ -15,7 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,9 @@ def test_a_clean_pipeline_agrees_while_new_data_arrives(pipe: Recon) -> None:
     assert doc["agree"] is True
     assert doc["api_mysql"]["checked"] > 400
     assert all(doc[s]["differences"] == {} for s in ("api_mysql", "ledger_mysql", "redis_mysql"))
+    recent = pipe.reconcile("--since", (datetime.now(UTC) - timedelta(days=2)).isoformat())
+    assert recent["agree"] is True
+    assert 0 < recent["api_mysql"]["checked"] < doc["api_mysql"]["checked"]
     pipe.start("poll", "poll", "--interval", "0.3")
     stop = threading.Event()
 
