@@ -87,6 +87,7 @@ class Fold:
         return sum(1 for m in self.out if m.kind == DLQ_KIND)
 
 
+_new_out = tuple.__new__  # OutMessage(...) without its Python-level __new__ (hot loop)
 _STRING = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -228,7 +229,7 @@ def fold_batch(
                 customer[cust] = customer.get(cust, 0) + cents
                 days[day] = days.get(day, 0) + cents
             for value in values:  # entries, then the version that marks them complete
-                out(OutMessage(LEDGER_KIND, key, value))
+                out(_new_out(OutMessage, (LEDGER_KIND, key, value)))
     fold.accepted, fold.duplicates, fold.stale = accepted, duplicates, stale
     fold.invalid, fold.entries = invalid, entries
     return fold
@@ -261,12 +262,13 @@ def _model_messages(
 def pack_outbox(messages: Iterable[OutMessage]) -> bytes:
     """Length-prefixed frames: the outbox blob kept in Redis until the messages are published."""
     parts: list[bytes] = []
-    for m in messages:
-        key_len = -1 if m.key is None else len(m.key)
-        parts.append(_HEADER.pack(m.kind, key_len, len(m.value)))
-        if m.key is not None:
-            parts.append(m.key)
-        parts.append(m.value)
+    add = parts.extend
+    pack = _HEADER.pack
+    for kind, key, value in messages:
+        if key is None:
+            add((pack(kind, -1, len(value)), value))
+        else:
+            add((pack(kind, len(key), len(value)), key, value))
     return b"".join(parts)
 
 
