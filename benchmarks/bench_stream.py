@@ -32,6 +32,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,6 +44,8 @@ import frozen_fold  # noqa: E402
 import harness  # noqa: E402
 from common.settings import Settings, load_settings  # noqa: E402
 from schemas import Transaction  # noqa: E402
+from schemas.cleaning import CleaningError  # noqa: E402
+from schemas.transaction import clean_record  # noqa: E402
 from stream_app.fold import RawMessage, fold_batch, parse_batch  # noqa: E402
 from stream_app.topics import ensure_topics  # noqa: E402
 from tests.unit.stream_app.history import batches, generate  # noqa: E402
@@ -59,9 +62,31 @@ def _producer(settings: Settings) -> Producer:
     )
 
 
-def prefill(settings: Settings, records: int, page: int) -> tuple[int, int, dict[int, int]]:
+def canonical_form(record: Any) -> Any:
+    """The record as a tidy API serves it (trimmed, ``1234.50``, ISO date, ``Z`` time); an
+    invalid one stays as it is."""
+    try:
+        t = clean_record(record)
+    except CleaningError:
+        return record
+    return {
+        "transaction_id": t.transaction_id,
+        "customer_id": t.customer_id,
+        "product_category": t.product_category,
+        "transaction_amount": f"{t.amount_cents // 100}.{t.amount_cents % 100:02d}",
+        "transaction_date": t.transaction_date.isoformat(),
+        "status": t.status,
+        "updated_at": t.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def prefill(
+    settings: Settings, records: int, page: int, feed: str = "dirty"
+) -> tuple[int, int, dict[int, int]]:
     hist = generate(42, max(1, records // 2), now=datetime.now(UTC).replace(minute=0, second=0))
     served = hist.served[:records]
+    if feed == "canonical":
+        served = [canonical_form(r) for r in served]
     producer = _producer(settings)
     last: dict[int, int] = {}
     count = 0
@@ -280,6 +305,9 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=1000, help="records/s for freshness")
     ap.add_argument("--freshness-seconds", type=float, default=30.0)
     ap.add_argument("--freshness-only", action="store_true", help="skip the throughput run")
+    ap.add_argument("--feed", choices=("dirty", "canonical"), default="dirty",
+                    help="dirty: every field in one of CONTRACT §1's forms (the test feed); "
+                    "canonical: the same records as a tidy API serves them")  # fmt: skip
     args = ap.parse_args()
 
     settings = load_settings({"namespace": f"bench{uuid.uuid4().hex[:6]}"})
@@ -296,8 +324,8 @@ def main() -> int:
             wait_ready(settings, r)
         else:
             t = time.perf_counter()
-            n_records, n_messages, last = prefill(settings, args.records, args.page)
-            print(f"prefilled {n_records} records in {n_messages} messages "
+            n_records, n_messages, last = prefill(settings, args.records, args.page, args.feed)
+            print(f"prefilled {n_records} {args.feed} records in {n_messages} messages "
                   f"({time.perf_counter() - t:.1f}s)")  # fmt: skip
             base_rate, base_cpu = baseline(settings, n_messages, frozen=True)
             print(f"baseline  confluent loop + the fold before the fast path (no Redis): "
@@ -335,7 +363,7 @@ def main() -> int:
             cut = throughput_samples or 1
             backlog, steady = s[:cut], s[cut:] or s[-1:]
             marks = [backlog[min(len(backlog) - 1, len(backlog) * k // 4)] for k in range(4)]
-            print(f"worker RSS MB: backlog run at start,1/4,middle,3/4,end="
+            print(f"worker RSS MB: backlog run at spawn,1/4,middle,3/4,end="
                   f"{[*marks, backlog[-1]]} peak={max(backlog)}; steady {args.rate}/s "
                   f"min={min(steady)} max={max(steady)} end={steady[-1]} "
                   "(every 0.5 s)")  # fmt: skip
