@@ -232,14 +232,19 @@ def _parse_batch(text: str, value: bytes, rules: Rules) -> list[Accepted | Rejec
     except (ValueError, RecursionError) as exc:
         return [Rejection("not_json", _json_detail(exc), value)]
     results = [_one(obj, b"", index, rules) for index, obj in enumerate(items)]
-    if all(isinstance(r, Accepted) for r in results):
+    rejected = [index for index, r in enumerate(results) if type(r) is Rejection]
+    if not rejected:
         return results
-    for index, (result, piece) in enumerate(zip(results, record_texts(text), strict=True)):
+    last = rejected[-1]
+    for index, piece in enumerate(record_texts(text)):  # walked up to the last rejection only
+        result = results[index]
         if isinstance(result, Rejection):
             raw = piece.encode("utf-8")
             results[index] = Rejection(
                 result.reason, result.detail, raw, result.transaction_id, index
             )
+        if index == last:
+            break
     return results
 
 
