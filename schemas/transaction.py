@@ -171,7 +171,7 @@ def _decode(value: bytes, text: str) -> Any:
     if _clean is clean_record_fast:
         try:
             return _FAST_DECODER.decode(value)
-        except (msgspec.DecodeError, RecursionError, ValueError):
+        except Exception:  # whatever it is (a Decimal overflow too), the stdlib decides below
             pass
     return _DECODER.decode(text)
 
