@@ -42,7 +42,12 @@ def contribution(txn: Transaction | None, counted: Collection[str]) -> Contribut
 
 def entry_id(transaction_id: str, updated_at: datetime, entry_type: str) -> str:
     """Deterministic id of a ledger entry: same version, same entry, same id, on any replay."""
-    key = f"{transaction_id}\x1f{updated_at.isoformat()}\x1f{entry_type}"
+    return entry_id_of(transaction_id, updated_at.isoformat(), entry_type)
+
+
+def entry_id_of(transaction_id: str, updated_at_iso: str, entry_type: str) -> str:
+    """``entry_id`` with the version's ``updated_at.isoformat()`` already at hand."""
+    key = f"{transaction_id}\x1f{updated_at_iso}\x1f{entry_type}"
     return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
 
 
