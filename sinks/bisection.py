@@ -24,6 +24,23 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# Errors that say the schema or the grants are wrong, not the rows: bisecting would turn
+# every message into a dead letter (seen: a migration cut short by a killed connection left
+# a column missing, and the whole batch went to the DLQ). They stop the sink loudly instead.
+NOT_THE_DATA = frozenset(
+    {
+        1044,  # access denied to the database
+        1049,  # unknown database
+        1054,  # unknown column
+        1064,  # syntax error
+        1142,  # command denied on a table
+        1143,  # command denied on a column
+        1146,  # no such table
+        1227,  # privilege needed
+    }
+)
+
+
 class SavepointBisector:
     """Runs a write over a list, bisecting on refusal; savepoint names are unique per writer."""
 
@@ -47,7 +64,7 @@ class SavepointBisector:
         try:
             write(cur, items)
         except MySQLError as exc:
-            if db.is_transient(exc, conn):
+            if db.is_transient(exc, conn) or getattr(exc, "errno", None) in NOT_THE_DATA:
                 raise
             cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
             if len(items) == 1:

@@ -100,6 +100,9 @@ class LedgerWriter:
         self.clock = clock
         self.conn: Any = None
         self.dialect: Dialect | None = None
+        # set once migrations and partitions are in place: a connection lost half-way
+        # through them (killed, or the server restarted) must run them again
+        self._migrated = False
         self._sql: Statements | None = None
         self.keeper = partitions.PartitionKeeper(
             schema.LEDGER,
@@ -144,9 +147,11 @@ class LedgerWriter:
                 self.dialect.describe(),
                 "LOAD DATA LOCAL INFILE" if self.bulk else "multi-row INSERT",
             )
+        if not self._migrated:
             schema.migrate(conn, self.today())
             self.keeper.ensure(conn, [], self.today())
             conn.commit()
+            self._migrated = True
         self._sql = Statements(conn, self.dialect, self._infile_dir)
         self.conn = conn
         return conn

@@ -268,3 +268,66 @@ def test_a_change_of_counted_statuses_takes_effect_by_re_applying_the_versions(
     assert replay.query("SELECT transaction_id FROM transactions ORDER BY 1") == [("a",)]
     assert replay.query("SELECT COUNT(*) FROM transaction_versions") == [(3,)]
     replay.writer.close()
+
+
+def test_migrations_run_again_after_the_connection_is_lost_half_way(mysql_db: Settings) -> None:
+    """A connection killed while migrating must not leave the writer believing it migrated
+    (the full suite's kill-connection test once caught a KILL on the INSERT of a migration's
+    row: every later batch hit 'Unknown column' and went to the DLQ)."""
+    from sinks import schema
+
+    real = schema.migrate
+    calls: list[int] = []
+
+    def cut_short(conn: object, today: date) -> list[int]:
+        calls.append(1)
+        if len(calls) == 1:
+            conn.cmd_query("SELECT 1")  # type: ignore[attr-defined]
+            conn.get_rows()  # type: ignore[attr-defined]
+            raise db.DB_ERRORS[0](msg="Lost connection to MySQL server", errno=2013)
+        return real(conn, today)  # type: ignore[arg-type]
+
+    schema.migrate = cut_short  # type: ignore[assignment]
+    try:
+        h = Harness.__new__(Harness)
+        h.now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+        h.dead = []
+        h.writer = LedgerWriter(
+            mysql_db,
+            group="g",
+            topic=TOPIC,
+            dlq_topic="ns.dlq",
+            send_dead=h.dead.extend,
+            clock=lambda: h.now,
+        )
+        with pytest.raises(db.DB_ERRORS[0]):
+            h.writer.connect()
+        h.writer.reset()
+        h.writer.connect()
+    finally:
+        schema.migrate = real  # type: ignore[assignment]
+    h.next_offset = h.writer.load_offsets([0])[0]
+    h.offset = 0
+    ledger = Ledger()
+    ledger.accept(make_txn("t1", 1))
+    h.write(ledger.messages)
+    assert len(calls) == 2 and not h.dead
+    assert h.query("SELECT COUNT(*) FROM transactions") == [(1,)]
+    h.writer.close()
+
+
+def test_a_schema_error_stops_the_batch_instead_of_dead_lettering_it(harness: Harness) -> None:
+    """Unknown column is the schema's fault, not the rows': nothing goes to the DLQ."""
+    from mysql.connector.errors import Error as MySQLError
+
+    conn = db.connect(harness.writer.settings, autocommit=True)
+    conn.cursor().execute("ALTER TABLE transaction_versions DROP COLUMN stale")
+    conn.close()
+    ledger = Ledger()
+    for i in range(4):
+        ledger.accept(make_txn(f"t{i}", i))
+    with pytest.raises(MySQLError) as caught:
+        harness.write(ledger.messages)
+    assert getattr(caught.value, "errno", None) == 1054 and not harness.dead
+    harness.writer.reset()
+    assert harness.query("SELECT COUNT(*) FROM transactions") == [(0,)]
