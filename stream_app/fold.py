@@ -76,6 +76,7 @@ class Fold:
     stale: int = 0
     invalid: int = 0
     entries: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # dead letters by reason (metrics)
     out: list[OutMessage] = field(default_factory=list)
 
     @property
@@ -175,6 +176,7 @@ def fold_batch(
     out = fold.out.append
     states = fold.states
     category, customer, days = fold.category, fold.customer, fold.day
+    reasons = fold.reasons
     accepted = duplicates = stale = invalid = entries = 0
     # hot loop (~60 % of a worker's CPU with cleaning): locals, exact type checks, and
     # each model's own serializer (model_dump_json adds a Python wrapper per call)
@@ -191,6 +193,7 @@ def fold_batch(
             if type(result) is not Accepted:
                 invalid += 1
                 rejection = cast(Rejection, result)
+                reasons[rejection.reason] = reasons.get(rejection.reason, 0) + 1
                 letter = dead_letter(rejection, raw_topic, partition, offset, msg.redrive_of)
                 out(OutMessage(DLQ_KIND, msg.key, letter))
                 continue

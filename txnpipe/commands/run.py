@@ -29,6 +29,7 @@ from common.services import (
     stop_broker,
 )
 from common.settings import Settings
+from txnpipe import metrics
 from txnpipe.supervisor import Stage, Supervisor
 
 HELP = "the main job: every stage in one supervised process tree"
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-view", action="store_true", help="progress lines instead of the live view"
     )
+    metrics.add_arguments(parser)  # run's own port; each child gets a free one
 
 
 def _free_port() -> int:
@@ -164,6 +166,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     forget_stale_state(settings)
     stages, settings = plan(args, settings)
     supervisor = Supervisor(stages, child_env(settings))
+    run_dir = settings.state_dir / "run" / settings.namespace
+    run_metrics = metrics.start_run_metrics(args, settings, supervisor, run_dir)
     stop_requested: list[str] = []
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -190,6 +194,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # a second Ctrl-C while stopping must not leave children behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop()
+        if run_metrics is not None:
+            run_metrics.close()
         if not broker_was_up:
             stop_broker(settings)
         signal.signal(signal.SIGINT, previous.get(signal.SIGINT, signal.SIG_DFL))
