@@ -23,6 +23,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
     start_http_server,
 )
@@ -32,6 +33,8 @@ from prometheus_client.registry import Collector
 from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
+# No ``*_created`` series: Prometheus detects counter resets itself, and they double the output.
+disable_created_metrics()
 
 PREFIX = "txnpipe_"
 BASE_LABELS = ("namespace", "stage")

@@ -137,7 +137,6 @@ class BatchProcessor:
 
     def _restore(self, partition: int) -> int:
         """Rebuild the partition from the ledger until installed (by us or another worker)."""
-        self.metrics.restores.inc()
         while True:
             restored = self._retry(
                 f"restoring partition={partition}",
@@ -147,6 +146,8 @@ class BatchProcessor:
                 f"installing partition={partition}",
                 lambda r=restored: self.store.install(r),  # type: ignore[misc]
             )
+            if result == 1:
+                self.metrics.restores.inc()  # installed by us (like the stats hash counts)
             if result in (0, 1):
                 wm = self.store.watermark(partition)
                 if wm is not None:

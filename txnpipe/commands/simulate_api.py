@@ -64,6 +64,7 @@ def _port(args: argparse.Namespace, settings: Settings) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from producers.simulator import FaultConfig, Simulator, SimulatorConfig, serve
 
+    metrics.endpoint(args, settings)  # usage errors first
     now = None
     if args.now:
         try:
@@ -105,7 +106,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     api_key = settings.api_key.get_secret_value()
     if not api_key:
         log.warning("no API key configured (TXNPIPE_API_KEY / --api-key): accepting any request")
-    metrics.endpoint(args, settings)
     simulator = Simulator(config, faults, api_key, now, counted=settings.counted)
     from producers.metrics import SimulatorMetrics
 
