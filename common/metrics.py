@@ -34,7 +34,7 @@ from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 # No ``*_created`` series: Prometheus detects counter resets itself, and they double the output.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "txnpipe_"
 BASE_LABELS = ("namespace", "stage")
