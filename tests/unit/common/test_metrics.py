@@ -204,3 +204,16 @@ def test_the_endpoint_serves_get_metrics_and_a_taken_port_is_a_config_error() ->
     finally:
         metrics.close()
     assert PollerMetrics(NS).serve(0) == 0  # 0: off
+
+
+def test_docs_metrics_md_describes_every_metric() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[3] / "docs" / "metrics.md").read_text()
+    names = {"txnpipe_stage_restarts_total", "txnpipe_stage_up"}
+    for metrics in exercised():
+        for name, family in families(metrics).items():
+            if name.startswith("txnpipe_") and not name.endswith("_fixture"):
+                names.add(f"{name}_total" if family.type == "counter" else name)
+    missing = sorted(n for n in names if f"`{n}`" not in page)
+    assert not missing, missing
