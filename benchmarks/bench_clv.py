@@ -92,7 +92,10 @@ def measure(path: Path, calibration_end: dt.date, trace_memory: bool) -> int:
         f"fitted BG/NBD r={b.r:.3f} alpha={b.alpha:.3f} a={b.a:.3f} b={b.b:.3f}; "
         f"Gamma-Gamma p={g.p:.2f} q={g.q:.2f} v={g.v:.2f}"
     )
-    return 0 if total < TARGET_S else 1
+    # a missed target is a figure to read, not a failure: make bench runs on shared, noisy
+    # machines and must go on to the next benchmark
+    print(f"target < {TARGET_S:.0f} s: {'met' if total < TARGET_S else 'MISSED'}")
+    return 0
 
 
 def main() -> int:

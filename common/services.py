@@ -85,6 +85,45 @@ def broker_pid(settings: Settings) -> int | None:
     return pid if _is_our_broker(pid) else None
 
 
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on ``port`` (any local address), from /proc/net/tcp{,6}."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            listening = len(fields) > 9 and fields[3] == "0A"  # TCP_LISTEN
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def bundled_broker_answers(settings: Settings) -> bool:
+    """True only when what answers at the bootstrap address is the bundled broker txnpipe
+    started: its pid file names a live Tansu that holds the listening socket. A pid file
+    alone is not enough — another broker may have taken the port since."""
+    endpoint = bootstrap_endpoint(settings.kafka_bootstrap)
+    pid = broker_pid(settings)
+    if pid is None or endpoint.host not in ("127.0.0.1", "localhost", "::1"):
+        return False
+    inodes = _listening_inodes(endpoint.port)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
 def ensure_broker(settings: Settings, timeout: float = 30.0) -> int | None:
     """Start the bundled broker unless something answers; return its pid (None if not ours)."""
     endpoint = bootstrap_endpoint(settings.kafka_bootstrap)

@@ -109,28 +109,40 @@ def drain(
     return dict(runner.totals)
 
 
-def drop_tables(settings: Settings) -> bool:
-    """Drop the sink's tables when they hold positions (the broker lost its topics); True if so.
-
-    Other tables of the database (e.g. ``customer_clv``) are left alone.
-    """
+def held_positions(settings: Settings) -> int:
+    """How many partitions the sink's stored offsets hold a position for (0: nothing to lose)."""
     try:
         conn = db.connect(settings, autocommit=True)
     except MySQLError as exc:
-        if getattr(exc, "errno", None) == 1049:  # no such database: nothing to drop
-            return False
+        if getattr(exc, "errno", None) == 1049:  # no such database
+            return 0
         raise
     try:
         cur = conn.cursor()
         try:
             cur.execute(f"SELECT COUNT(*) FROM {schema.OFFSETS} WHERE next_offset >= 0")
-            held = int(cur.fetchone()[0])
+            return int(cur.fetchone()[0])
         except MySQLError as exc:
-            if getattr(exc, "errno", None) == 1146:
-                return False
+            if getattr(exc, "errno", None) == 1146:  # no such table
+                return 0
             raise
-        if not held:
-            return False
+        finally:
+            cur.close()
+    finally:
+        db.close_quietly(conn)
+
+
+def drop_tables(settings: Settings) -> bool:
+    """Drop the sink's tables when they hold positions (the broker lost its topics); True if so.
+
+    Other tables of the database (e.g. ``customer_clv``) are left alone. Callers decide
+    whether dropping is allowed (``txnpipe run`` only for its own broker or on request).
+    """
+    if not held_positions(settings):
+        return False
+    conn = db.connect(settings, autocommit=True)
+    try:
+        cur = conn.cursor()
         cur.execute(f"DROP TABLE IF EXISTS {', '.join(SINK_TABLES)}")
         cur.close()
         log.warning("sink: dropped tables %s of database=%s", SINK_TABLES, settings.mysql_database)

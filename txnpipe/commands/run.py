@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-view", action="store_true", help="progress lines instead of the live view"
     )
+    parser.add_argument(
+        "--reset-namespace",
+        action="store_true",
+        help="when the raw topic is new but Redis/MySQL hold positions, delete the namespace's "
+        "Redis keys and sink tables (automatic only on the bundled broker txnpipe started)",
+    )
     metrics.add_arguments(parser)  # run's own port; each child gets a free one
 
 
@@ -116,14 +122,19 @@ def plan(args: argparse.Namespace, settings: Settings) -> tuple[list[Stage], Set
     return stages, settings
 
 
-def forget_stale_state(settings: Settings) -> bool:
+def forget_stale_state(settings: Settings, *, reset: bool = False) -> bool:
     """When the broker has no raw topic but Redis or MySQL hold positions in it, the broker
-    lost its data (the bundled one keeps nothing across restarts): positions would point past
-    the end of the new, empty topics. Start the namespace afresh; the API is read again from
-    the start, so nothing is lost. Returns True when something was reset."""
+    lost its data or is not the one those positions came from. For the bundled in-memory
+    broker that txnpipe started (it keeps nothing across restarts) start the namespace
+    afresh — the API is read again from the start, so nothing is lost. Anywhere else (a
+    real cluster whose topics were recreated, a mistyped bootstrap address) deleting would
+    destroy the audit trail, so only ``reset`` (``--reset-namespace``) allows it; without it
+    this raises ConfigError. Returns True when something was reset."""
     import redis
 
     from common.kafka import partition_counts
+    from common.services import bundled_broker_answers
+    from sinks.replay import drop_tables, held_positions
 
     raw = settings.topic("transactions.raw")
     if partition_counts(settings.kafka_bootstrap, [raw]):
@@ -131,21 +142,29 @@ def forget_stale_state(settings: Settings) -> bool:
     client = redis.Redis.from_url(settings.redis_url)
     try:
         keys = list(client.scan_iter(match=f"{settings.namespace}:*", count=1000))
+        held = held_positions(settings)
+        if not keys and not held:
+            return False
+        if not reset and not bundled_broker_answers(settings):
+            raise ConfigError(
+                f"topic {raw} is new at {settings.kafka_bootstrap} (not the bundled broker "
+                f"txnpipe started) but namespace {settings.namespace!r} holds positions "
+                f"(Redis: {len(keys)} keys; MySQL database {settings.mysql_database!r}: "
+                f"{held} partition offsets); nothing deleted — pass --reset-namespace to "
+                "start the namespace afresh on purpose"
+            )
         for start in range(0, len(keys), 1000):
             client.unlink(*keys[start : start + 1000])
     finally:
         client.close()
-    from sinks.replay import drop_tables
-
-    dropped = drop_tables(settings)
-    if keys or dropped:
-        print(
-            f"txnpipe run: topic {raw} is new but Redis/MySQL held positions in an older one "
-            f"(a restarted in-memory broker); starting namespace {settings.namespace!r} afresh",
-            file=sys.stderr,
-        )
-        return True
-    return False
+    drop_tables(settings)
+    print(
+        f"txnpipe run: topic {raw} is new but Redis/MySQL held positions in an older one "
+        f"({'--reset-namespace' if reset else 'a restarted bundled broker'}); "
+        f"starting namespace {settings.namespace!r} afresh",
+        file=sys.stderr,
+    )
+    return True
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -163,7 +182,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("; ".join(f"not answering — {hint}" for hint in missing))
     broker_was_up = answers(bootstrap_endpoint(settings.kafka_bootstrap))
     ensure_broker(settings)
-    forget_stale_state(settings)
+    try:
+        forget_stale_state(settings, reset=args.reset_namespace)
+    except BaseException:
+        if not broker_was_up:
+            stop_broker(settings)
+        raise
     stages, settings = plan(args, settings)
     supervisor = Supervisor(stages, child_env(settings))
     run_dir = settings.state_dir / "run" / settings.namespace
