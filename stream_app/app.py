@@ -190,7 +190,8 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
             try:
                 # shielded: a cancelled agent must not cancel a batch half-way through
                 report = await asyncio.shield(asyncio.wrap_future(work))
-                metrics.applied_at(stamps.get(partition, ()))
+                if report.skipped < report.messages:  # not a redelivery of applied ones
+                    metrics.applied_at(stamps.get(partition, ()))
                 unexpected["count"] = 0
                 log.debug("partition=%d %s", partition, report)
                 totals.add(report)
