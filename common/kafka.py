@@ -25,7 +25,8 @@ def group_settled(admin: Any, group: str, timeout: float = 5.0) -> bool:
 
     Members check this before they leave: the bundled broker (Tansu 0.6) wedges a group for
     good when its last member leaves while a rebalance is under way — no later member is
-    ever assigned a partition. On Apache Kafka it is one DescribeGroups round trip.
+    ever assigned a partition. On Apache Kafka it is one DescribeGroups round trip. A group
+    that does not exist (Kafka: ``DEAD``; Tansu: ``EMPTY``) has nothing to wedge: settled.
     """
     from confluent_kafka import ConsumerGroupState
 
@@ -34,7 +35,11 @@ def group_settled(admin: Any, group: str, timeout: float = 5.0) -> bool:
         state = future.result(timeout)
     except Exception:
         return True  # cannot tell: never hold a shutdown on it
-    return state.state in (ConsumerGroupState.STABLE, ConsumerGroupState.EMPTY)
+    return state.state in (
+        ConsumerGroupState.STABLE,
+        ConsumerGroupState.EMPTY,
+        ConsumerGroupState.DEAD,
+    )
 
 
 def partition_counts(bootstrap: str, topics: list[str], timeout: float = 10.0) -> dict[str, int]:

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "lag, dead letters, poll position and freshness"),
     "dlq": ("dlq", "dead letters: stats, list, show, export, redrive exactly once"),
     "clv": ("clv", "customer lifetime value: segments and predictions"),
+    "dashboard": ("dashboard", "the live web dashboard against a running pipeline"),
     "services": ("services", "start, stop or check the local broker, MySQL and Redis"),
 }
 

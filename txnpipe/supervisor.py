@@ -4,6 +4,12 @@ backoff, stop everything cleanly (in reverse order) on Ctrl-C, SIGTERM or a dead
 Each stage is a child ``txnpipe <command>`` process in its own session, so a Ctrl-C in the
 terminal reaches only the supervisor, which then stops the children in order: the poller
 first (no new input), the sink last (it drains what the stream wrote).
+
+Stages that are members of one consumer group (``Stage.group``: the stream workers, the
+sinks) are stopped one after another, and before each the supervisor waits — at most
+``settle_limit`` seconds — until the group is not rebalancing (``settled``): the bundled
+broker (Tansu 0.6) wedges a group for good when its last member leaves mid-rebalance, and
+stopping the first member starts exactly such a rebalance for the next one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -40,6 +46,7 @@ class Stage:
     started_at: float = 0.0
     events: list[str] = field(default_factory=list)
     stop_rank: int = 0  # lower stops first: the poller before the API it reads
+    group: str | None = None  # the consumer group this stage is a member of, if any
 
     @property
     def pid(self) -> int | None:
@@ -57,11 +64,20 @@ class Stage:
 class Supervisor:
     """Runs stages as child processes; ``poll()`` restarts the ones that died."""
 
-    def __init__(self, stages: Sequence[Stage], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        env: Mapping[str, str],
+        *,
+        settled: Callable[[str], bool] | None = None,
+        settle_limit: float = 15.0,
+    ) -> None:
         self.stages = list(stages)
         self.env = dict(env)
         self._logs: dict[str, IO[bytes]] = {}
         self.stopping = False
+        self.settled = settled  # group -> not rebalancing (``common.kafka.group_settled``)
+        self.settle_limit = settle_limit
 
     def _spawn(self, stage: Stage) -> None:
         stage.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +99,11 @@ class Supervisor:
     def start(self) -> None:
         for stage in self.stages:
             self._spawn(stage)
+
+    def add(self, stage: Stage) -> None:
+        """Start one more stage now (scaling out a running tree: one more worker or sink)."""
+        self.stages.append(stage)
+        self._spawn(stage)
 
     def poll(self) -> list[str]:
         """Restart crashed stages (capped exponential backoff); return what happened."""
@@ -114,10 +135,16 @@ class Supervisor:
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM each stage in order, wait, SIGKILL what is left; nothing keeps running."""
         self.stopping = True
+        members: dict[str, int] = {}
+        for stage in self.stages:
+            if stage.group is not None:
+                members[stage.group] = members.get(stage.group, 0) + 1
         for stage in sorted(self.stages, key=lambda s: s.stop_rank):
             proc = stage.proc
             if proc is None or proc.poll() is not None:
                 continue
+            if stage.group is not None and members[stage.group] > 1:
+                self._wait_settled(stage.group)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -134,3 +161,16 @@ class Supervisor:
                     os.killpg(stage.proc.pid, signal.SIGKILL)
         for handle in self._logs.values():
             handle.close()
+
+    def _wait_settled(self, group: str) -> bool:
+        """Wait (bounded) until ``group`` is not rebalancing; False when the limit ran out."""
+        if self.settled is None:
+            return True
+        deadline = time.monotonic() + self.settle_limit
+        while not self.settled(group):
+            if time.monotonic() >= deadline:
+                log.warning("group=%s still rebalancing after %.0fs; stopping the next member "
+                            "anyway", group, self.settle_limit)  # fmt: skip
+                return False
+            time.sleep(0.25)
+        return True

@@ -111,7 +111,17 @@ def test_run_replay_rules_change_and_status(services: Settings, tmp_path: Path) 
         return True if got["redis"] == want and got["mysql"] == want else {"truth": want, **got}
 
     run = subprocess.Popen(
-        [sys.executable, "-m", "txnpipe", "run", "--no-view", "--web-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "txnpipe",
+            "run",
+            "--no-view",
+            "--web-port",
+            "0",
+            "--dashboard-port",
+            "0",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -65,6 +65,28 @@ def test_dockerfile_installs_every_package() -> None:
         assert f"COPY {package} " in text, package
 
 
+def test_stream_and_sink_scale_out_with_replicas_within_the_partition_count() -> None:
+    services = load()["services"]
+    partitions = Settings().partitions  # the compose file leaves TXNPIPE_PARTITIONS at its default
+    for name in ("stream", "sink"):
+        replicas = services[name]["deploy"]["replicas"]
+        assert isinstance(replicas, int) and 2 <= replicas <= partitions, (name, replicas)
+        assert "container_name" not in services[name]  # a fixed name allows one replica only
+    # replicas must not fight over one host port: a range with room for every replica
+    (mapping,) = services["stream"]["ports"]
+    host, container = str(mapping).rsplit(":", 1)
+    first, _, last = host.partition("-")
+    assert (
+        container == "6066"
+        and int(last or first) - int(first) + 1 >= services["stream"]["deploy"]["replicas"]
+    )
+    # the workers' HTTP answers must be reachable through the published port
+    command = services["stream"]["command"]
+    assert command[command.index("--web-bind") + 1] == "0.0.0.0"
+    for name in ("poller", "simulator"):
+        assert services[name].get("deploy", {}).get("replicas", 1) == 1, name  # one cursor
+
+
 # -- the `monitoring` profile (issue 11) ---------------------------------------------------
 
 STAGE_SERVICES = ("simulator", "poller", "stream", "sink")

@@ -2,8 +2,13 @@
 
 Starts the bundled broker when nothing answers at the bootstrap address, the reference API
 unless ``--api-url`` (or ``TXNPIPE_API_URL``) is given, the poller, ``--workers`` stream
-workers and the sink. A crashed stage is restarted with backoff. Ctrl-C (or ``--duration``)
-stops every child cleanly and leaves nothing running.
+workers and ``--sinks`` sinks. A crashed stage is restarted with backoff. Ctrl-C (or
+``--duration``) stops every child cleanly and leaves nothing running.
+
+Workers share the raw topic's partitions (one consumer group), sinks the ledger topic's
+(another group; exactly once comes from the offsets stored with each batch in MySQL and the
+fencing on them, not from the number of sinks). Partitions are the unit of parallelism:
+members beyond the partition count stay idle (docs/SCALING.md).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -38,6 +44,9 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="stream workers (default 1)")
+    parser.add_argument(
+        "--sinks", type=int, default=1, help="MySQL sinks sharing the ledger topic (default 1)"
+    )
     parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     parser.add_argument("--seed", type=int, default=42, help="simulator seed (built-in API only)")
     parser.add_argument(
@@ -51,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--web-port", type=int, default=6066, help="first stream worker's HTTP port"
     )
     parser.add_argument("--refresh", type=float, default=2.0, help="seconds between view updates")
+    parser.add_argument(
+        "--dashboard-port", type=int, default=8088, help="web dashboard port (0 = off)"
+    )
     parser.add_argument(
         "--no-view", action="store_true", help="progress lines instead of the live view"
     )
@@ -116,10 +128,53 @@ def plan(args: argparse.Namespace, settings: Settings) -> tuple[list[Stage], Set
                 f"stream-{i + 1}",
                 ["stream", "--web-port", str(args.web_port + i if args.web_port else 0)],
                 run_dir / f"stream-{i + 1}.log",
+                group=stream_group(settings),
             )
         )
-    stages.append(Stage("sink", ["sink"], run_dir / "sink.log"))
+    for i in range(args.sinks):
+        name = "sink" if args.sinks == 1 else f"sink-{i + 1}"
+        stages.append(Stage(name, ["sink"], run_dir / f"{name}.log", group=sink_group(settings)))
     return stages, settings
+
+
+def stream_group(settings: Settings) -> str:
+    """The stream workers' consumer group: Faust's group id is its app id."""
+    return f"{settings.namespace}-stream"
+
+
+def sink_group(settings: Settings) -> str:
+    from sinks.consumer import group_id
+
+    return group_id(settings)
+
+
+def idle_members(workers: int, sinks: int, partitions: int) -> str | None:
+    """A one-line notice when more workers or sinks are asked for than there are partitions
+    (a partition has one owner in its group: the rest stand by as spares)."""
+    extra = [
+        f"{n - partitions} of {n} {what} will stand by"
+        for n, what in ((workers, "stream workers"), (sinks, "sinks"))
+        if n > partitions
+    ]
+    if not extra:
+        return None
+    return f"{' and '.join(extra)}: the topics have {partitions} partitions (docs/SCALING.md)"
+
+
+def _partitions(settings: Settings) -> int:
+    """The raw topic's partition count, or what txnpipe will create it with."""
+    from common.kafka import partition_counts
+
+    raw = settings.topic("transactions.raw")
+    return partition_counts(settings.kafka_bootstrap, [raw]).get(raw, settings.partitions)
+
+
+def settled_check(settings: Settings) -> Callable[[str], bool]:
+    """``group -> True unless it is rebalancing``, for the supervisor's stops."""
+    from common.kafka import admin_client, group_settled
+
+    admin = admin_client(settings.kafka_bootstrap)
+    return lambda group: group_settled(admin, group, timeout=2.0)
 
 
 def forget_stale_state(settings: Settings, *, reset: bool = False) -> bool:
@@ -168,8 +223,10 @@ def forget_stale_state(settings: Settings, *, reset: bool = False) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
+    if args.workers < 1 or args.sinks < 1:
+        raise ConfigError("--workers and --sinks must be at least 1")
+    if not 0 <= args.dashboard_port <= 65535:
+        raise ConfigError("--dashboard-port must be between 0 and 65535 (0 = off)")
     missing = [
         hint
         for ok, hint in (
@@ -188,10 +245,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not broker_was_up:
             stop_broker(settings)
         raise
+    notice = idle_members(args.workers, args.sinks, _partitions(settings))
+    if notice:
+        print(f"txnpipe run: {notice}", file=sys.stderr)
     stages, settings = plan(args, settings)
-    supervisor = Supervisor(stages, child_env(settings))
+    supervisor = Supervisor(stages, child_env(settings), settled=settled_check(settings))
     run_dir = settings.state_dir / "run" / settings.namespace
     run_metrics = metrics.start_run_metrics(args, settings, supervisor, run_dir)
+    dashboard = _dashboard(args, settings)
     stop_requested: list[str] = []
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -217,6 +278,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(sig, handler)
         # a second Ctrl-C while stopping must not leave children behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if dashboard is not None:
+            dashboard.stop()
         supervisor.stop()
         if run_metrics is not None:
             run_metrics.close()
@@ -225,6 +288,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGINT, previous.get(signal.SIGINT, signal.SIG_DFL))
     view.final()
     return 0
+
+
+def _dashboard(args: argparse.Namespace, settings: Settings) -> Any:
+    """The web dashboard (docs/dashboard.md) in threads of this process, or None when off.
+    A busy port costs the page, not the pipeline."""
+    if not args.dashboard_port:
+        return None
+    from txnpipe.dashboard import serve
+
+    try:
+        server = serve(settings, port=args.dashboard_port)
+    except ConfigError as exc:
+        print(f"txnpipe run: no dashboard: {exc}", file=sys.stderr, flush=True)
+        return None
+    print(f"txnpipe run: dashboard at {server.url}", file=sys.stderr, flush=True)
+    return server
 
 
 def _wait(seconds: float, stop: list[Any], deadline: float | None) -> None:
