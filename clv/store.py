@@ -1,9 +1,11 @@
 """MySQL edge of the CLV stage: point-in-time purchases in, ``customer_clv`` rows out.
 
 Input is the sink's audit table ``transaction_versions`` (CONTRACT §4): for every
-transaction, the last version accepted *before* the as-of instant, kept only if its status is
-counted. That is the corrected purchase history as it was known then — reversals and
-declines removed, backdated dates used — so a later correction cannot leak into a past model.
+transaction, the version *known at* the as-of instant T — its greatest ``updated_at <= T``,
+the same definition as ``txnpipe query --as-of`` (CONTRACT §7; late replicas included, as
+the source knew them then) — kept only if its status is counted. That is the corrected
+purchase history as it was known then — reversals and declines removed, backdated dates
+used — so a later correction, a replay or a late arrival cannot change a past model.
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ SELECT customer_id, transaction_date, transaction_amount
 FROM (
     SELECT customer_id, transaction_date, transaction_amount, status,
            ROW_NUMBER() OVER (
-               PARTITION BY transaction_id ORDER BY updated_at DESC, accepted_at DESC
+               PARTITION BY transaction_id ORDER BY updated_at DESC
            ) AS rn
     FROM transaction_versions
-    WHERE accepted_at < %s
+    WHERE updated_at <= %s
 ) AS known
 WHERE rn = 1 AND status IN ({placeholders})
 """
@@ -61,7 +63,7 @@ CREATE TABLE IF NOT EXISTS customer_clv (
     clv DECIMAL(16,2) NOT NULL COMMENT 'margin x expected spend x discounted purchases',
     horizon_days INT NOT NULL,
     calibration_end DATE NOT NULL,
-    as_of DATETIME(6) NULL COMMENT 'versions accepted before this instant were used',
+    as_of DATETIME(6) NULL COMMENT 'versions known at this instant (updated_at <= as_of)',
     computed_at DATETIME(6) NOT NULL,
     PRIMARY KEY (model_version, customer_id),
     KEY customer_clv_customer (customer_id),
@@ -125,7 +127,7 @@ def _batches(cur: Any, size: int = 50_000) -> Iterator[tuple[Any, ...]]:
 
 
 def read_purchases(settings: Settings, as_of: dt.datetime) -> PurchaseLog:
-    """Counted purchases as known before ``as_of`` (aware or naive UTC)."""
+    """Counted purchases as known at ``as_of`` (``updated_at <= as_of``; aware or naive UTC)."""
     statuses = sorted(settings.counted)
     sql = POINT_IN_TIME_SQL.format(placeholders=", ".join(["%s"] * len(statuses)))
     with connection(settings) as conn:
@@ -143,7 +145,7 @@ def read_purchases(settings: Settings, as_of: dt.datetime) -> PurchaseLog:
             (str(cid), day, Decimal(amount)) for cid, day, amount in _batches(cur)
         )
         cur.close()
-    log.info("CLV input: %d counted purchases known before %s", purchases.size, as_of.isoformat())
+    log.info("CLV input: %d counted purchases known at %s", purchases.size, as_of.isoformat())
     return purchases
 
 

@@ -17,6 +17,7 @@ from schemas.ledger import (
     apply_change,
     contribution,
     entry_id,
+    stale_version,
 )
 from schemas.topics import ALL_TOPICS, DLQ, LEDGER, RAW, TopicSpec
 from schemas.transaction import (
@@ -56,4 +57,5 @@ __all__ = [
     "entry_id",
     "parse_message",
     "readable_id",
+    "stale_version",
 ]

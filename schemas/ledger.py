@@ -42,7 +42,12 @@ def contribution(txn: Transaction | None, counted: Collection[str]) -> Contribut
 
 def entry_id(transaction_id: str, updated_at: datetime, entry_type: str) -> str:
     """Deterministic id of a ledger entry: same version, same entry, same id, on any replay."""
-    key = f"{transaction_id}\x1f{updated_at.isoformat()}\x1f{entry_type}"
+    return entry_id_of(transaction_id, updated_at.isoformat(), entry_type)
+
+
+def entry_id_of(transaction_id: str, updated_at_iso: str, entry_type: str) -> str:
+    """``entry_id`` with the version's ``updated_at.isoformat()`` already at hand."""
+    key = f"{transaction_id}\x1f{updated_at_iso}\x1f{entry_type}"
     return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -84,6 +89,9 @@ class VersionRecord(_Event):
     accepted_at: datetime
     source_partition: int = -1
     source_offset: int = -1
+    # Older than the current version when it arrived (a late replica): kept for the audit
+    # trail and for as-of answers (it was known at its updated_at), never for current state.
+    stale: bool = False
 
     def transaction(self) -> Transaction:
         return Transaction.model_construct(
@@ -108,7 +116,8 @@ class Duplicate:
 
 @dataclass(frozen=True, slots=True)
 class Stale:
-    """Older than the current version: dropped, counted."""
+    """Older than the current version: no entries, no state change, counted; published as a
+    stale-flagged version (``stale_version``) so the audit trail knows it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,5 +201,38 @@ def apply_change(
         accepted_at=accepted_at,
         source_partition=source[0],
         source_offset=source[1],
+        stale=False,
     )
     return Change(tuple(entries), version)
+
+
+def stale_version(
+    incoming: Transaction,
+    *,
+    accepted_at: datetime,
+    counted: Collection[str] = DEFAULT_COUNTED,
+    source: tuple[int, int] = (-1, -1),
+) -> VersionRecord:
+    """The version record of a stale arrival: no entries, ``stale=True``.
+
+    As-of answers take, per transaction, the version with the greatest ``updated_at <= T``
+    among every valid version received, whatever the order of arrival; a late replica that
+    was never seen before is such a version for the instants before its successor."""
+    return construct(
+        VersionRecord,
+        kind="version",
+        transaction_id=incoming.transaction_id,
+        updated_at=incoming.updated_at,
+        customer_id=incoming.customer_id,
+        product_category=incoming.product_category,
+        amount_cents=incoming.amount_cents,
+        transaction_date=incoming.transaction_date,
+        status=incoming.status,
+        counted=incoming.status in counted,
+        previous_updated_at=None,
+        entry_ids=(),
+        accepted_at=accepted_at,
+        source_partition=source[0],
+        source_offset=source[1],
+        stale=True,
+    )

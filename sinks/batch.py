@@ -60,7 +60,7 @@ class Unit:
             f"{tid}\t{updated}\t{customer}\t{category}\t{amount}\t{day}\t{v.status}\t"
             f"{int(v.counted)}\t{previous}\t{tsv_text(','.join(v.entry_ids))}\t{accepted}\t"
             f"{v.source_partition}\t{v.source_offset}\t{self.version.partition}\t"
-            f"{self.version.offset}\n"
+            f"{self.version.offset}\t{int(v.stale)}\n"
         )
         self.current_line = (
             f"{tid}\t{customer}\t{category}\t{amount}\t{day}\t{v.status}\t{updated}\t{accepted}\n"
@@ -258,6 +258,7 @@ VERSION_COLUMNS = (
     "source_offset",
     "ledger_partition",
     "ledger_offset",
+    "stale",
 )
 
 
@@ -280,6 +281,7 @@ def version_row(item: Received) -> tuple[Any, ...]:
         v.source_offset,
         item.partition,
         item.offset,
+        int(v.stale),
     )
 
 
@@ -309,10 +311,13 @@ def current_row(v: VersionRecord) -> tuple[Any, ...]:
 
 
 def latest_units(units: list[Unit]) -> dict[str, Unit]:
-    """Per transaction, the unit of its newest version among ``units``."""
+    """Per transaction, the unit of its newest version among ``units`` (stale-flagged
+    versions never: they are older than the current version when they arrived)."""
     latest: dict[str, Unit] = {}
     for unit in units:
         v = unit.record
+        if v.stale:
+            continue
         known = latest.get(v.transaction_id)
         if known is None or v.updated_at > known.record.updated_at:
             latest[v.transaction_id] = unit
@@ -324,6 +329,8 @@ def latest_versions(units: list[Unit]) -> dict[str, VersionRecord]:
     latest: dict[str, VersionRecord] = {}
     for unit in units:
         v = unit.record
+        if v.stale:
+            continue
         known = latest.get(v.transaction_id)
         if known is None or v.updated_at > known.updated_at:
             latest[v.transaction_id] = v
@@ -387,7 +394,7 @@ def version_tsv(item: Received) -> str:
         f"{tsv_text(v.product_category)}\t{cents_to_str(v.amount_cents)}\t"
         f"{v.transaction_date.isoformat()}\t{v.status}\t{int(v.counted)}\t{previous}\t"
         f"{tsv_text(','.join(v.entry_ids))}\t{tsv_time(v.accepted_at)}\t{v.source_partition}\t"
-        f"{v.source_offset}\t{item.partition}\t{item.offset}\n"
+        f"{v.source_offset}\t{item.partition}\t{item.offset}\t{int(v.stale)}\n"
     )
 
 

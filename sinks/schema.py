@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sinks import partitions
+from sinks import asof_sql, partitions
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +196,15 @@ CREATE TABLE IF NOT EXISTS {REDRIVES} (
 """
 
 
+# A statement, or (check, statement): the check's count > 0 means it was applied already.
+Statement = str | tuple[str, str]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: Callable[[date], list[str]]
+    statements: Callable[[date], list[Statement]]
 
 
 MIGRATIONS_LIST: tuple[Migration, ...] = (
@@ -220,6 +224,11 @@ MIGRATIONS_LIST: tuple[Migration, ...] = (
         2,
         "dead-letter index and redrive journal",
         lambda today: [_DEAD_LETTERS_DDL, _REDRIVES_DDL],
+    ),
+    Migration(
+        3,
+        "as of: stale-flagged versions, covering indexes, as-of procedures (docs/as-of.md)",
+        lambda today: [*asof_sql.GUARDED, *asof_sql.statements()],
     ),
 )
 
@@ -246,6 +255,12 @@ def migrate(conn: Any, today: date) -> list[int]:
             if migration.version in done:
                 continue
             for statement in migration.statements(today):
+                if isinstance(statement, tuple):
+                    check, statement = statement
+                    cur.execute(check)
+                    found = cur.fetchone()
+                    if found and int(found[0]) > 0:
+                        continue
                 cur.execute(statement)
             cur.execute(
                 f"INSERT INTO {MIGRATIONS} (version, name) VALUES (%s, %s)",

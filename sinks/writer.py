@@ -268,16 +268,21 @@ class LedgerWriter:
             # strict-mode error itself rather than a LOAD DATA warning. Lines sorted are in
             # primary-key order (each starts with its key): InnoDB fills leaf pages in turn
             # instead of jumping between random ones (entry ids are hashes).
+            # Stale-flagged versions (late replicas, often of a version already stored) go in
+            # their own statement: the count of the others still tells a redelivery apart.
             ledger_lines: list[str] = []
             version_lines: list[str] = []
+            stale_lines: list[str] = []
             for unit in units:
                 entry_lines, version_line = unit.lines()
                 ledger_lines.extend(entry_lines)
-                version_lines.append(version_line)
+                (stale_lines if unit.record.stale else version_lines).append(version_line)
             ledger_lines.sort()
             version_lines.sort()
+            stale_lines.sort()
             sql.load(cur, schema.LEDGER, LEDGER_COLUMNS, ledger_lines)
             inserted = sql.load(cur, schema.VERSIONS, VERSION_COLUMNS, version_lines)
+            sql.load(cur, schema.VERSIONS, VERSION_COLUMNS, stale_lines)
         else:
             entries = [_ledger_row(e) for u in units for e in u.entries]
             sql.insert(
@@ -287,15 +292,14 @@ class LedgerWriter:
                 entries,
                 "ON DUPLICATE KEY UPDATE entry_id = entry_id",
             )
-            inserted = sql.insert(
-                cur,
-                schema.VERSIONS,
-                VERSION_COLUMNS,
-                [version_row(u.version) for u in units],
-                "ON DUPLICATE KEY UPDATE transaction_id = transaction_id",
-            )
+            tail = "ON DUPLICATE KEY UPDATE transaction_id = transaction_id"
+            rows = [version_row(u.version) for u in units if not u.record.stale]
+            inserted = sql.insert(cur, schema.VERSIONS, VERSION_COLUMNS, rows, tail)
+            stale = [version_row(u.version) for u in units if u.record.stale]
+            sql.insert(cur, schema.VERSIONS, VERSION_COLUMNS, stale, tail)
         latest = latest_units(units)
-        if inserted != len(units):
+        fresh = sum(1 for u in units if not u.record.stale)
+        if inserted != fresh:
             # Some versions were already stored (redelivery): show only those that are the
             # newest the audit trail knows, so a stale copy can never win.
             latest = newest_only(cur, latest)

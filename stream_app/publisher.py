@@ -57,16 +57,19 @@ class LedgerPublisher:
                 errors.append(str(err))
 
         produce = self._producer.produce
-        for m in messages:
-            topic = self.ledger_topic if m.kind == LEDGER_KIND else self.dlq_topic
-            kwargs: dict[str, Any] = {"partition": partition} if m.kind == LEDGER_KIND else {}
+        ledger, dlq = self.ledger_topic, self.dlq_topic
+        for kind, key, value in messages:
             while True:
                 try:
-                    produce(topic, m.value, m.key, on_delivery=on_delivery, **kwargs)
+                    if kind == LEDGER_KIND:
+                        produce(ledger, value, key, partition=partition, on_delivery=on_delivery)
+                    else:
+                        produce(dlq, value, key, on_delivery=on_delivery)
                     break
                 except BufferError:
                     self._producer.poll(0.05)
                 except self._kafka_exception as exc:  # refused before sending: retry the batch
+                    topic = ledger if kind == LEDGER_KIND else dlq
                     raise ServiceUnavailableError(
                         f"cannot publish to {topic} partition={partition}: {exc}"
                     ) from None

@@ -4,7 +4,8 @@ Ledger partition p holds exactly the accepted versions of raw partition p (same 
 partition number). Read it to the end, dedup entries by ``entry_id``, keep entries whose
 VersionRecord (their commit marker) is present, take the last VersionRecord per id as the
 state and the largest source offset as the watermark. Duplicated ledger messages (an
-outbox published twice) change nothing.
+outbox published twice) change nothing; stale-flagged versions (late replicas) only move
+the watermark.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def fold_ledger(
                         int(msg["count"]),
                     )
             elif kind == "version":
+                out.watermark = max(out.watermark, int(msg.get("source_offset", -1)))
+                if msg.get("stale"):
+                    continue  # a late replica: in the audit trail, never the current state
                 txn_id = msg["transaction_id"]
                 updated = datetime.fromisoformat(msg["updated_at"])
                 versions.add((txn_id, updated))
@@ -67,7 +71,6 @@ def fold_ledger(
                         msg["status"],
                     )
                     last[txn_id] = (updated, state)
-                out.watermark = max(out.watermark, int(msg.get("source_offset", -1)))
         except (ValueError, TypeError, KeyError):
             log.warning("ledger partition=%d: skipping an unreadable message #%d", partition, count)
     out.versions = len(versions)

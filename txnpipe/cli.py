@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate-api": ("simulate_api", "serve the reference transactions API"),
     "query": ("query", "the three seed questions from Redis or MySQL"),
     "replay": ("replay", "reprocess the topics to rebuild aggregates and tables"),
+    "restatements": ("restatements", "how much each closed month moved since its close"),
+    "reconcile": ("reconcile", "compare the API, Kafka, MySQL and Redis; --repair"),
     "status": ("status", "lag, dead letters, poll position and freshness"),
     "dlq": ("dlq", "dead letters: stats, list, show, export, redrive exactly once"),
     "clv": ("clv", "customer lifetime value: segments and predictions"),

@@ -112,7 +112,11 @@ def _history() -> list[tuple[object, ...]]:
         ),
         # dave: only known after AS_OF
         _version("d1", "dave", "70.00", dt.date(2024, 6, 20), "approved", at(dt.date(2024, 7, 2))),
-    ]
+        # erin: updated at the source before AS_OF, received after it (a late replica): known
+        # at AS_OF, as `query --as-of` has it (knowledge time is updated_at, not accepted_at)
+        ("e1", dt.datetime(2024, 6, 30, 9), "erin", Decimal("18.00"), dt.date(2024, 6, 30),
+         "approved", 1, dt.datetime(2024, 7, 5, 9)),
+    ]  # fmt: skip
     return rows + special
 
 
@@ -152,6 +156,7 @@ def test_point_in_time_purchases(versions_db: Settings) -> None:
         (dt.date(2024, 3, 3), Decimal("40")),
     ]
     assert _customer_rows(versions_db, AS_OF, "dave") == []
+    assert _customer_rows(versions_db, AS_OF, "erin") == [(dt.date(2024, 6, 30), Decimal("18"))]
     # later: carol's reversal and dave's purchase are known
     assert _customer_rows(versions_db, LATER, "carol") == [(dt.date(2024, 1, 20), Decimal("15"))]
     assert _customer_rows(versions_db, LATER, "dave") == [(dt.date(2024, 6, 20), Decimal("70"))]

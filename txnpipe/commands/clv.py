@@ -1,7 +1,8 @@
 """``txnpipe clv fit``: customer lifetime value from a CSV or from MySQL (CONTRACT §6).
 
 With ``--transactions FILE`` the purchases come from a ``customer_id,date,amount`` CSV;
-without it, from MySQL's ``transaction_versions`` as known before ``--as-of`` (default now),
+without it, from MySQL's ``transaction_versions`` as known at ``--as-of`` (default now:
+per transaction its version with the greatest ``updated_at <= T``, as ``query --as-of``),
 and the results are written to ``customer_clv``.
 """
 
@@ -75,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--as-of",
         type=_instant,
         metavar="ISO",
-        help="MySQL: use versions accepted before this instant",
+        help="MySQL: purchases as known at this instant (updated_at <= T, as query --as-of)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output (CONTRACT §6)")
     parser.add_argument(
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         purchases = read_purchases(settings, as_of)
         save = args.save is not False
         if purchases.size == 0:
-            raise ConfigError(f"no counted purchases known before as_of={as_of.isoformat()}")
+            raise ConfigError(f"no counted purchases known at as_of={as_of.isoformat()}")
         calibration_end = args.calibration_end or (
             as_of.astimezone(dt.UTC).date() - dt.timedelta(days=1)
         )

@@ -37,12 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("redis", "mysql", "all"), default="all")
 
 
-def parse_time(text: str) -> datetime:
+def parse_time(text: str, flag: str = "--from-time") -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(
-            f"--from-time={text!r} is not an ISO-8601 time (e.g. 2026-11-01T00:00:00Z)"
+            f"{flag}={text!r} is not an ISO-8601 time (e.g. 2026-11-01T00:00:00Z)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

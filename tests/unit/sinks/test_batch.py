@@ -134,7 +134,7 @@ def test_load_data_lines_escape_specials_and_write_utc_without_offset() -> None:
     fields = entry_lines[0].rstrip("\n").split("\t")
     assert len(fields) == 13 and fields[1] == "t\\t1" and fields[5] == "x\\ny"
     assert fields[2] == "2026-01-01 00:00:00" and fields[7] == "10.00"
-    assert version_line.count("\t") == 14 and "+00:00" not in version_line
+    assert version_line.count("\t") == 15 and "+00:00" not in version_line
     assert unit.current().rstrip("\n").split("\t")[6] == "2026-01-01 00:00:00"
 
     from sinks.batch import current_tsv, ledger_tsv, version_tsv

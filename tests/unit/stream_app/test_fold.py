@@ -218,3 +218,25 @@ def test_restore_under_counted_statuses_sums_the_last_versions() -> None:
         1 for v in last if v.status == "approved"
     )
     assert sum(approved.customer.values()) == sum(v.cents for v in last if v.status == "approved")
+
+
+def test_a_stale_record_is_published_as_a_stale_version_without_entries() -> None:
+    """As-of answers need late replicas (docs/as-of.md): the record changes nothing, but its
+    version goes to the audit trail flagged, after the batch's other messages for it."""
+    f = fold([msg(0, rec("a", 5, amount="12.00")), msg(1, rec("a", 1, status="pending"))])
+    assert (f.accepted, f.stale, f.entries) == (1, 1, 1)
+    assert f.states["a"].amount_cents == 1200 and f.category == {"books": [1, 1200]}
+    last = json.loads(f.out[-1].value)
+    assert (last["kind"], last["stale"], last["entry_ids"], last["status"]) == (
+        "version", True, [], "pending",
+    )  # fmt: skip
+    assert last["counted"] is True and last["previous_updated_at"] is None
+    assert last["source_offset"] == 1 and f.out[-1].key == b"a"
+    assert all(
+        json.loads(m.value).get("stale") is False for m in f.out[:-1] if b'"version"' in m.value
+    )
+    # a restore keeps the current version, counts the stale one nowhere, moves the watermark
+    restored = fold_ledger(3, [m.value for m in f.out])
+    assert restored.states == {"a": encode_state(f.states["a"])}
+    assert (restored.versions, restored.entries, restored.watermark) == (1, 1, 1)
+    assert restored.category == {"books": [1, 1200]}
