@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=6, ge=1, le=1024)
     # Where `txnpipe services up` keeps the pid and log of the broker it started.
     state_dir: Path = Path.home() / ".local" / "state" / "txnpipe"
+    # GET /metrics of a long-running stage (--metrics-port; 0 = off) and the address it binds.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_bind: str = "127.0.0.1"
 
     @field_validator("namespace")
     @classmethod

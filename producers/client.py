@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 from common.errors import AuthError, ServiceUnavailableError, TxnpipeError
 from common.settings import mask_url
+from producers.metrics import PollerMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -224,9 +225,10 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 
 class _Transient(Exception):
-    def __init__(self, message: str, wait: float | None = None) -> None:
+    def __init__(self, message: str, wait: float | None = None, reason: str = "error") -> None:
         super().__init__(message)
         self.wait = wait
+        self.reason = reason  # the ``reason`` label of txnpipe_api_retries_total
 
 
 @dataclass
@@ -254,6 +256,7 @@ class TransactionsClient:
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
+        metrics: PollerMetrics | None = None,
     ) -> None:
         parts = urlsplit(api_url)
         self._https = parts.scheme == "https"
@@ -270,6 +273,7 @@ class TransactionsClient:
         self._rng = rng or random.Random()
         self._conn: http.client.HTTPConnection | None = None
         self.retries = 0  # transient failures survived, for logs and tests
+        self.metrics = metrics
 
     def close(self) -> None:
         if self._conn is not None:
@@ -315,7 +319,9 @@ class TransactionsClient:
             try:
                 return parse_page(body)
             except PageFormatError as exc:
-                raise _Transient(f"unreadable page ({len(body)} bytes): {exc}") from None
+                raise _Transient(
+                    f"unreadable page ({len(body)} bytes): {exc}", reason="unreadable"
+                ) from None
 
         return self._retrying(attempt)
 
@@ -347,6 +353,8 @@ class TransactionsClient:
                     ) from None
                 attempt += 1
                 self.retries += 1
+                if self.metrics is not None:
+                    self.metrics.retries.inc(1, exc.reason)
                 log.warning("API request failed (%s); retry %d in %.2fs", exc, attempt, wait)
                 if self._stop.wait(wait):
                     raise StoppedError("stopping") from None
@@ -358,6 +366,8 @@ class TransactionsClient:
         return self._conn
 
     def _get_body(self, target: str) -> bytes:
+        started = time.perf_counter()
+        metrics = self.metrics
         try:
             conn = self._connection()
             conn.request("GET", target, headers=self._headers)
@@ -365,11 +375,17 @@ class TransactionsClient:
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:  # resets, timeouts, short reads
             self.close()
-            kind = (
-                "timeout" if isinstance(exc, socket.timeout | TimeoutError) else type(exc).__name__
-            )
-            raise _Transient(f"{kind}: {exc}"[:200]) from None
+            timeout = isinstance(exc, socket.timeout | TimeoutError)
+            kind = "timeout" if timeout else type(exc).__name__
+            if metrics is not None:
+                metrics.requests.inc(1, "timeout" if timeout else "error")
+            raise _Transient(
+                f"{kind}: {exc}"[:200], reason="timeout" if timeout else "connection"
+            ) from None
         status = response.status
+        if metrics is not None:
+            metrics.requests.inc(1, str(status))
+            metrics.request_seconds.observe(time.perf_counter() - started)
         if response.will_close:
             self.close()
         if status == 200:
@@ -382,8 +398,8 @@ class TransactionsClient:
             )
         if status == 429:
             wait = retry_after_seconds(response.getheader("Retry-After"))
-            raise _Transient("HTTP 429 too many requests", wait)
+            raise _Transient("HTTP 429 too many requests", wait, reason="429")
         if status >= 500 or status == 408:
-            raise _Transient(f"HTTP {status}")
+            raise _Transient(f"HTTP {status}", reason="5xx" if status >= 500 else "408")
         detail = body[:200].decode("utf-8", "replace")
         raise TxnpipeError(f"the API at url={self.api_url} answered HTTP {status}: {detail}")

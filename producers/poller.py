@@ -33,6 +33,7 @@ from producers.client import (
     guess_cursor,
     parse_page,
 )
+from producers.metrics import PollerMetrics
 from producers.publisher import (
     PreparedPage,
     RawPublisher,
@@ -74,21 +75,24 @@ class TransactionPoller:
         settings: Settings,
         options: PollerOptions,
         stop: threading.Event | None = None,
+        metrics: PollerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or PollerMetrics(settings.namespace)
         self.options = options
         self.stop = stop or threading.Event()
         self.stats = PollStats()
         self.checkpoints = CheckpointStore(settings)
         partitions = ensure_topics(settings)
         self.router = Router(partitions)
-        self.publisher = RawPublisher(settings, partitions)
+        self.publisher = RawPublisher(settings, partitions, on_acked=self._acked)
         self.client = TransactionsClient(
             settings.api_url,
             settings.api_key.get_secret_value(),
             timeout=options.request_timeout,
             retry=RetryPolicy(max_retry_time=options.max_retry_time),
             stop=self.stop,
+            metrics=self.metrics,
         )
         self._newest: datetime | None = None  # largest updated_at produced so far
         self._saved: str | None = None
@@ -149,6 +153,7 @@ class TransactionPoller:
         since = format_since(self._newest) if self._newest else None
         size = self.options.page_size
         self.stats.sweeps += 1
+        self.metrics.sweeps.inc()
         started = time.perf_counter()
         cursor: str | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="poll-fetch") as pool:
@@ -210,6 +215,11 @@ class TransactionPoller:
         self.stats.pages += 1
         self.stats.records += page.records
         self.stats.messages += messages
+        metrics = self.metrics
+        metrics.pages.inc()
+        metrics.records.inc(page.records, "read")
+        metrics.page_records.observe(page.records)
+        metrics.page_seconds.observe(time.perf_counter() - started)
         self._save(self.publisher.acked(), final=False)
         log.info(
             "page records=%d messages=%d next_cursor=%s elapsed_ms=%.1f checkpoint=%s",
@@ -219,6 +229,10 @@ class TransactionPoller:
             (time.perf_counter() - started) * 1000,
             self._saved or "-",
         )
+
+    def _acked(self, records: int, messages: int) -> None:
+        self.metrics.records.inc(records, "published")
+        self.metrics.messages.inc(messages)
 
     def _finish_sweep(self) -> None:
         self._save(self.publisher.flush(), final=True)
@@ -233,12 +247,16 @@ class TransactionPoller:
         try:
             self.checkpoints.save(checkpoint, self.stats.records)
         except ServiceUnavailableError as exc:
+            self.metrics.redis_errors.inc(1, "transient" if not final else "permanent")
             if final:
                 raise
             log.warning("%s; will retry after the next page", exc)
             return
         self._saved = checkpoint
         self.stats.checkpoint = checkpoint
+        moment = parse_updated_at(checkpoint)
+        if moment is not None:
+            self.metrics.checkpoint.set(moment.timestamp())
 
 
 def _discard(ahead: tuple[str, Future[bytes]] | None) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -255,11 +256,13 @@ def prepare(router: Router, page: Page) -> PreparedPage:
 
 
 class _PageAcks:
-    __slots__ = ("checkpoint", "pending")
+    __slots__ = ("checkpoint", "messages", "pending", "records")
 
-    def __init__(self, checkpoint: str | None, pending: int) -> None:
+    def __init__(self, checkpoint: str | None, pending: int, records: int = 0) -> None:
         self.checkpoint = checkpoint
         self.pending = pending
+        self.messages = pending
+        self.records = records
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
@@ -279,8 +282,15 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 class RawPublisher:
     """Produces routed pages to the raw topic and tracks which pages are fully acked."""
 
-    def __init__(self, settings: Settings, partitions: int, producer: Any = None) -> None:
-        """``producer``: a confluent-kafka ``Producer`` (default: one with ``producer_config``)."""
+    def __init__(
+        self,
+        settings: Settings,
+        partitions: int,
+        producer: Any = None,
+        on_acked: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """``producer``: a confluent-kafka ``Producer`` (default: one with ``producer_config``);
+        ``on_acked(records, messages)``: called for each page the broker fully acknowledged."""
         if producer is None:
             from confluent_kafka import Producer
 
@@ -292,11 +302,12 @@ class RawPublisher:
         self._acked: str | None = None
         self._error: str | None = None
         self.messages = 0
+        self._on_acked = on_acked
 
     def publish(self, page: PreparedPage, checkpoint: str | None) -> int:
         """Produce one page; ``checkpoint`` becomes safe once it and all before are acked."""
         values = page.messages
-        acks = _PageAcks(checkpoint, len(values))
+        acks = _PageAcks(checkpoint, len(values), page.records)
         self._pages.append(acks)
 
         def delivered(err: Any, msg: Any) -> None:
@@ -325,6 +336,8 @@ class RawPublisher:
         self._raise_if_failed()
         while self._pages and self._pages[0].pending <= 0:
             page = self._pages.popleft()
+            if self._on_acked is not None:
+                self._on_acked(page.records, page.messages)
             if page.checkpoint is not None:
                 self._acked = page.checkpoint
         return self._acked

@@ -27,6 +27,7 @@ from schemas import DLQ
 from sinks import db, offsets, retries, schema
 from sinks.batch import fold_offsets
 from sinks.dead_letter_rows import COLUMNS, RAW_COLUMN, read_envelope, row
+from sinks.metrics import SinkMetrics
 from sinks.statements import ROWS_PER_STATEMENT, Statements
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,15 @@ def insert_rows(conn: Any, cur: Any, rows: list[tuple[Any, ...]]) -> int:
 class DeadLetterIndexer:
     """Consumes every DLQ partition into ``dead_letters`` until stopped."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        metrics: SinkMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.topic = settings.topic(DLQ.suffix)
         self.group = index_group(settings)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -224,6 +232,8 @@ class DeadLetterIndexer:
         cur.close()
         self.expected.update(after)
         self.indexed += written
+        if self.metrics is not None:
+            self.metrics.rows.inc(written, schema.DEAD_LETTERS)
         log.info(
             "dead-letter index: batch messages=%d rows=%d offsets=%s", len(keep), written, after
         )
@@ -242,4 +252,5 @@ class DeadLetterIndexer:
             reset=reset,
             stopping=self._stop.is_set,
             give_up_after=give_up_after,
+            on_error=None if self.metrics is None else self.metrics.db_error,
         )

@@ -52,11 +52,12 @@ def with_retries(
     reset: Callable[[], None],
     stopping: Callable[[], bool],
     give_up_after: float | None = None,
+    on_error: Callable[[bool], None] | None = None,
 ) -> T:
     """``action()``, retried with backoff on transient errors (until ``give_up_after`` s).
 
     ``conn`` gives the connection the error happened on (for the classification); ``reset``
-    drops it before the next try.
+    drops it before the next try; ``on_error(transient)`` is told of each database error.
     """
     backoff = Backoff()
     deadline = None if give_up_after is None else time.monotonic() + give_up_after
@@ -65,6 +66,8 @@ def with_retries(
             return action()
         except RETRIED as exc:
             transient = is_transient(exc, conn())
+            if on_error is not None and isinstance(exc, db.DB_ERRORS):
+                on_error(transient)
             reset()
             if not transient:
                 raise

@@ -44,10 +44,11 @@ from confluent_kafka import (
 from common.errors import ServiceUnavailableError
 from common.settings import Settings
 from schemas import DLQ, LEDGER, DeadLetter
-from sinks import retries
+from sinks import db, retries
 from sinks.batch import BatchPlan, Received, decode, fold, render
 from sinks.consumer import consumer_config, ensure_topics, group_id, leave_when_settled
 from sinks.dead_letters import DeadLetterPublisher
+from sinks.metrics import SinkMetrics
 from sinks.sizing import BatchSizer
 from sinks.writer import BatchResult, FencedError, LedgerWriter
 
@@ -69,8 +70,10 @@ class SinkRunner:
         max_batch_age: float = 0.5,
         idle_seconds: float = 3.0,
         clock: Callable[[], datetime] | None = None,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or SinkMetrics(settings.namespace)
         self.topic = settings.topic(LEDGER.suffix)
         self.dlq_topic = settings.topic(DLQ.suffix)
         self.batch_messages = batch_messages
@@ -107,6 +110,7 @@ class SinkRunner:
         self._revoked = False  # partitions revoked and no assignment since: a rebalance is on
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
         self._inflight: tuple[BatchPlan, Future[BatchResult | FencedError | None]] | None = None
+        self.metrics.watch(settings, self.topic, lambda: self.expected)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -204,6 +208,7 @@ class SinkRunner:
         self._flush(wait=True)  # commit what we hold before the partitions move
         if gone:
             self.totals["revoked"] += 1
+            self.metrics.revocations.inc()
             self._revoked = True
         # Buffered messages of revoked partitions are dropped, not written: their offsets
         # are not committed, so whoever gets the partition reads them again from MySQL's offset.
@@ -307,6 +312,7 @@ class SinkRunner:
         self._inflight = None
         outcome = future.result()  # non-transient errors propagate: the sink stops loudly
         if isinstance(outcome, FencedError):
+            self.metrics.batches.inc(1, "fenced")
             self._reseek(outcome.stored)
             return False
         if outcome is None:  # stopping with an unwritten batch: it is read again on start
@@ -322,6 +328,7 @@ class SinkRunner:
         self.totals["units"] += result.units
         self.totals["entries"] += result.entries
         self.totals["dead"] += len(result.dead)
+        self.metrics.settled(plan.messages, result)
         log.info(
             "sink: batch messages=%d versions=%d entries=%d pending=%d dead=%d in %.3fs%s",
             plan.messages,
@@ -348,6 +355,8 @@ class SinkRunner:
                 return fenced
             except (*retries.RETRIED, TimeoutError) as exc:  # type: ignore[misc]
                 transient = retries.is_transient(exc, self.writer.conn)
+                if isinstance(exc, db.DB_ERRORS):
+                    self.metrics.db_error(transient)
                 self.writer.reset()
                 if not transient:
                     raise
@@ -400,4 +409,5 @@ class SinkRunner:
             reset=self.writer.reset,
             stopping=lambda: self.stopping,
             give_up_after=give_up_after,
+            on_error=self.metrics.db_error,
         )

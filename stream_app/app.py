@@ -27,6 +27,7 @@ from common.settings import Settings
 from schemas.deadletter import redrive_of
 from stream_app.fold import RawMessage
 from stream_app.lookups import answer_payload
+from stream_app.metrics import PartitionState, StreamMetrics
 from stream_app.processor import BatchProcessor, BatchReport
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class WorkerOptions:
     web_port: int = 6066  # 0 disables the web server
     web_bind: str = "127.0.0.1"
     session_timeout: float = 10.0
+    metrics_port: int = 0  # GET /metrics (0: off)
+    metrics_bind: str = "127.0.0.1"
 
 
 def _shorten_fetch_wait() -> None:
@@ -146,7 +149,9 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
     # thread publishes, so waiting for broker acks overlaps with the next batch's work.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnpipe-apply")
     publishing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnpipe-publish")
-    processor = BatchProcessor(settings, stop=stop, publishing=publishing)
+    metrics = StreamMetrics(settings.namespace)
+    owned = PartitionState(settings, metrics)  # lag and freshness, read when scraped
+    processor = BatchProcessor(settings, stop=stop, publishing=publishing, metrics=metrics)
     unexpected = {"count": 0}
     totals = Totals()
 
@@ -186,6 +191,8 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
             try:
                 # shielded: a cancelled agent must not cancel a batch half-way through
                 report = await asyncio.shield(asyncio.wrap_future(work))
+                if report.skipped < report.messages:  # not a redelivery of applied ones
+                    metrics.applied_at(stamps.get(partition, ()))
                 unexpected["count"] = 0
                 log.debug("partition=%d %s", partition, report)
                 totals.add(report)
@@ -197,6 +204,7 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
                 if stop.is_set():
                     finish_or_die(work, partition)  # it failed: exits without acking
                 unexpected["count"] += 1
+                metrics.redis_errors.inc(1, "permanent")  # not a known transient failure
                 log.exception("partition=%d: batch failed unexpectedly", partition)
                 if unexpected["count"] >= MAX_UNEXPECTED:
                     # Never ack (and so skip) a batch we could not apply: die, be restarted.
@@ -210,16 +218,20 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
                 except Exception:
                     log.exception("partition=%d: recovery failed too", partition)
 
+    stamps: dict[int, list[float]] = defaultdict(list)  # the batch's message timestamps
+
     @app.agent(raw_topic, name=f"{app_id}-apply")
     async def apply(stream: Any) -> None:
         async for events in stream.take_events(options.batch_size, within=options.within):
             by_partition: dict[int, list[RawMessage]] = defaultdict(list)
+            stamps.clear()
             oldest = time.time()
             for event in events:
                 msg = event.message
                 by_partition[msg.partition].append(
                     RawMessage(msg.offset, msg.key, msg.value, redrive_of(msg.headers))
                 )
+                stamps[msg.partition].append(msg.timestamp)
                 oldest = min(oldest, msg.timestamp or oldest)
             totals.wait = max(totals.wait, time.time() - oldest)  # produce -> in our hands
             pending: list[tuple[int, Future[None]]] = []
@@ -236,12 +248,15 @@ def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, B
         """Before any batch of a newly assigned partition: publish its leftover outbox, and
         restore it from the ledger if Redis has lost it."""
         mine = sorted(tp.partition for tp in assigned if tp.topic == raw_topic.get_topic_name())
+        owned.set_assigned(mine, True)
         wms = await asyncio.gather(*(asyncio.to_thread(processor.recover, p) for p in mine))
         log.info("assigned partitions=%s watermarks=%s", mine, list(wms))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(_sender: Any, revoked: Any, **_: Any) -> None:
-        log.info("revoked partitions=%s", sorted(tp.partition for tp in revoked))
+        gone = sorted(tp.partition for tp in revoked if tp.topic == raw_topic.get_topic_name())
+        owned.set_assigned(gone, False)
+        log.info("revoked partitions=%s", gone)
 
     def _view(question: str) -> type[View]:
         class AnswerView(View):
@@ -282,6 +297,7 @@ GC_THRESHOLDS = (100_000, 50, 100)
 def run_worker(settings: Settings, options: WorkerOptions, loglevel: str = "INFO") -> int:
     """Run one worker until SIGTERM/SIGINT; return the exit code."""
     app, processor = create_app(settings, options)
+    processor.metrics.serve(options.metrics_port, options.metrics_bind)
     gc.freeze()  # what start-up built lives for the whole run: never scan it again
     gc.set_threshold(*GC_THRESHOLDS)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

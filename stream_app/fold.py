@@ -77,6 +77,7 @@ class Fold:
     stale: int = 0
     invalid: int = 0
     entries: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # dead letters by reason (metrics)
     out: list[OutMessage] = field(default_factory=list)
 
     @property
@@ -177,6 +178,7 @@ def fold_batch(
     out = fold.out.append
     states = fold.states
     category, customer, days = fold.category, fold.customer, fold.day
+    reasons = fold.reasons
     accepted = duplicates = stale = invalid = entries = 0
     accepted_text = utc_text(accepted_at)
     # hot loop: locals, exact type checks, the ledger JSON written directly
@@ -193,6 +195,7 @@ def fold_batch(
             if type(result) is not Accepted:
                 invalid += 1
                 rejection = cast(Rejection, result)
+                reasons[rejection.reason] = reasons.get(rejection.reason, 0) + 1
                 letter = dead_letter(rejection, raw_topic, partition, offset, msg.redrive_of)
                 out(OutMessage(DLQ_KIND, msg.key, letter))
                 continue

@@ -22,6 +22,7 @@ from common.errors import TxnpipeError
 from common.settings import Settings
 from schemas.rules import enabled
 from stream_app.fold import Fold, RawMessage, fold_batch, parse_batch, unpack_outbox
+from stream_app.metrics import StreamMetrics
 from stream_app.publisher import LedgerPublisher
 from stream_app.restore import restore_partition
 from stream_app.store import APPLIED, CONFLICT, NO_WATERMARK, OUTBOX_LOST, RedisStore
@@ -71,8 +72,10 @@ class BatchProcessor:
         stop: threading.Event | None = None,
         max_backoff: float = 5.0,
         publishing: Executor | None = None,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or StreamMetrics(settings.namespace)
         self.counted = settings.counted
         self.rules = enabled(settings.cleaning_rules)  # opt-in forms beyond CONTRACT §1
         self.raw_topic = settings.topic("transactions.raw")
@@ -99,6 +102,8 @@ class BatchProcessor:
             try:
                 return fn()
             except RETRIABLE as exc:
+                if isinstance(exc, redis.exceptions.RedisError):
+                    self.metrics.redis_errors.inc(1, "transient")
                 if self.stop.is_set():
                     raise
                 log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
@@ -141,6 +146,8 @@ class BatchProcessor:
                 f"installing partition={partition}",
                 lambda r=restored: self.store.install(r),  # type: ignore[misc]
             )
+            if result == 1:
+                self.metrics.restores.inc()  # installed by us (like the stats hash counts)
             if result in (0, 1):
                 wm = self.store.watermark(partition)
                 if wm is not None:
@@ -184,6 +191,7 @@ class BatchProcessor:
                         f"flushing the outbox of partition={partition}",
                         lambda: self._flush_outbox(partition),
                     )
+                    self._count(report, fold)
                     return report
                 result = self._retry(
                     f"applying partition={partition}",
@@ -199,6 +207,7 @@ class BatchProcessor:
                     log.warning("partition=%d: outbox blob lost before the apply; again", partition)
                 elif result == CONFLICT:
                     report.conflicts += 1
+                    self.metrics.conflicts.inc()
                     log.info(
                         "partition=%d: watermark moved (another worker); recomputing", partition
                     )
@@ -208,7 +217,20 @@ class BatchProcessor:
             t4 = time.perf_counter()
             report.publishing = self._publish(fold)
             report.publish_s = time.perf_counter() - t4
+        self._count(report, fold)
         return report
+
+    def _count(self, report: BatchReport, fold: Fold) -> None:
+        """The batch's metrics, once per batch (the publish runs on: its time is the hand-off)."""
+        self.metrics.batch(
+            records=report.records,
+            skipped=report.skipped,
+            applied=fold.messages,
+            outcomes=(fold.accepted, fold.duplicates, fold.stale, fold.invalid),
+            entries=fold.entries,
+            reasons=fold.reasons,
+            steps=(report.parse_s, report.read_s, report.fold_s, report.apply_s, report.publish_s),
+        )
 
     def _publish(self, fold: Fold) -> Future[None] | None:
         """Publish the batch's messages, then forget its outbox. With a publishing thread

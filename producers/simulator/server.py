@@ -27,13 +27,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from producers.simulator import truth as truth_mod
 from producers.simulator.feed import Feed
 from producers.simulator.model import FeedKey, SimulatorConfig, anchor_from, now_ms
+
+if TYPE_CHECKING:
+    from producers.metrics import SimulatorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,7 @@ class Simulator:
         self.frozen = (now is not None) if frozen is None else frozen
         self._offset_ms = 0
         self.lock = threading.Lock()
+        self.metrics: SimulatorMetrics | None = None  # set before app(): GET /metrics counts
         self._fault_rng = random.Random(config.seed ^ 0x5EED)
         started = time.perf_counter()
         self.feed = Feed(config, self._anchor, self._clock)
@@ -165,11 +169,35 @@ class Simulator:
 
     # -- HTTP --------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._count] if self.metrics is not None else [])
         app.router.add_get("/transactions", self.handle_transactions)
         app.router.add_get("/_truth", self.handle_truth)
         app.router.add_get("/_health", self.handle_health)
         return app
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Requests by path and status (and their duration) for txnpipe_simulator_*."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics = self.metrics
+            if metrics is not None:
+                resource = request.match_info.route.resource
+                path = resource.canonical if resource is not None else "other"
+                metrics.requests.inc(1, path, str(status))
+                metrics.request_seconds.observe(time.perf_counter() - started)
+
+    def _fault(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.faults.inc(1, kind)
 
     def _authorised(self, request: web.Request) -> bool:
         if not self._api_key:
@@ -206,10 +234,13 @@ class Simulator:
             retry = str(faults.retry_after)
             if rng.random() < 0.5:
                 retry = email.utils.formatdate(time.time() + faults.retry_after, usegmt=True)
+            self._fault("429")
             return _error(429, "slow down", {"Retry-After": retry})
         if rng.random() < faults.rate_5xx:
+            self._fault("5xx")
             return _error(rng.choice((500, 502, 503, 504)), "simulated server error")
         if rng.random() < faults.rate_slow:
+            self._fault("slow")
             await asyncio.sleep(faults.slow_seconds)
         truncate = rng.random() < faults.rate_truncated
         try:
@@ -217,12 +248,15 @@ class Simulator:
         except BadRequestError as exc:
             return _error(400, str(exc))
         if truncate:
+            self._fault("truncated")
             return await self._truncated(request, body, rng)
         response = web.Response(body=body, content_type="application/json")
         await response.prepare(request)
         await response.write_eof()
         with self.lock:
             self.feed.mark_served(*span)
+        if self.metrics is not None:
+            self.metrics.records.inc(span[1] - span[0])
         return response
 
     async def _truncated(

@@ -115,7 +115,8 @@ def commands(page: Path, program: str) -> list[Command]:
             while segment and re.match(r"^[A-Z_][A-Z0-9_]*=", segment[0]):
                 segment.pop(0)
             args = tuple(w for w in segment[1:] if w not in ELLIPSIS)
-            if args and Path(segment[0]).name == program:  # `txnpipe …` names no command
+            output = bool(args) and args[0].endswith(":")  # "txnpipe run: …" is what it printed
+            if args and Path(segment[0]).name == program and not output:  # `txnpipe …` alone: none
                 found.append(Command(rel, line, args, inline))
             segment = []
     return found

@@ -9,6 +9,7 @@ from types import FrameType
 
 from common.errors import ConfigError
 from common.settings import Settings
+from txnpipe import metrics
 
 HELP = "poll the transactions API into the raw topic"
 
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--request-timeout", type=float, default=30.0, help="seconds to wait for one response (30)"
     )
+    metrics.add_arguments(parser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--page-size must be in 1..1000")
     if args.interval < 0 or args.max_retry_time < 0 or args.request_timeout <= 0:
         raise ConfigError("--interval and --max-retry-time must be >= 0, --request-timeout > 0")
+    metrics.endpoint(args, settings)  # a bad port is a usage error before anything starts
+    from producers.metrics import PollerMetrics
     from producers.poller import PollerOptions, TransactionPoller
 
     stop = threading.Event()
@@ -51,5 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         page_size=args.page_size,
         request_timeout=args.request_timeout,
     )
-    TransactionPoller(settings, options, stop).run()
+    poller_metrics = PollerMetrics(settings.namespace)
+    metrics.serve(poller_metrics, args, settings)
+    TransactionPoller(settings, options, stop, metrics=poller_metrics).run()
     return 0

@@ -35,6 +35,7 @@ from common.services import (
     stop_broker,
 )
 from common.settings import Settings
+from txnpipe import metrics
 from txnpipe.supervisor import Stage, Supervisor
 
 HELP = "the main job: every stage in one supervised process tree"
@@ -71,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when the raw topic is new but Redis/MySQL hold positions, delete the namespace's "
         "Redis keys and sink tables (automatic only on the bundled broker txnpipe started)",
     )
+    metrics.add_arguments(parser)  # run's own port; each child gets a free one
 
 
 def _free_port() -> int:
@@ -247,8 +249,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if notice:
         print(f"txnpipe run: {notice}", file=sys.stderr)
     stages, settings = plan(args, settings)
-    dashboard = _dashboard(args, settings)
     supervisor = Supervisor(stages, child_env(settings), settled=settled_check(settings))
+    run_dir = settings.state_dir / "run" / settings.namespace
+    run_metrics = metrics.start_run_metrics(args, settings, supervisor, run_dir)
+    dashboard = _dashboard(args, settings)
     stop_requested: list[str] = []
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -277,6 +281,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if dashboard is not None:
             dashboard.stop()
         supervisor.stop()
+        if run_metrics is not None:
+            run_metrics.close()
         if not broker_was_up:
             stop_broker(settings)
         signal.signal(signal.SIGINT, previous.get(signal.SIGINT, signal.SIG_DFL))

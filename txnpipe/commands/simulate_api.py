@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from common.errors import ConfigError
 from common.settings import Settings
+from txnpipe import metrics
 
 HELP = "serve the reference transactions API (deterministic for a seed)"
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-truncated", type=_rate, default=0.01)
     faults.add_argument("--slow-seconds", type=float, default=1.0)
     faults.add_argument("--retry-after", type=int, default=1, help="Retry-After of a 429 (s)")
+    metrics.add_arguments(parser)
 
 
 def _port(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,6 +64,7 @@ def _port(args: argparse.Namespace, settings: Settings) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from producers.simulator import FaultConfig, Simulator, SimulatorConfig, serve
 
+    metrics.endpoint(args, settings)  # usage errors first
     now = None
     if args.now:
         try:
@@ -104,6 +107,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not api_key:
         log.warning("no API key configured (TXNPIPE_API_KEY / --api-key): accepting any request")
     simulator = Simulator(config, faults, api_key, now, counted=settings.counted)
+    from producers.metrics import SimulatorMetrics
+
+    simulator.metrics = SimulatorMetrics(settings.namespace)
+    metrics.serve(simulator.metrics, args, settings)
 
     def ready(url: str) -> None:
         log.info("simulator listening on %s", url)

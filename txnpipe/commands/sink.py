@@ -8,6 +8,7 @@ import logging
 import signal
 
 from common.settings import Settings
+from txnpipe import metrics
 
 HELP = "write the ledger, versions and current state to MySQL"
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="seconds a batch may wait before it is written (default 0.5)",
     )
+    metrics.add_arguments(parser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -44,20 +46,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     early: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: early.append(number))
+    metrics.endpoint(args, settings)
     # sinks loads mysql-connector's C extension before confluent-kafka imports ssl.
     from sinks.dead_letter_index import DeadLetterIndexer
+    from sinks.metrics import SinkMetrics
     from sinks.runner import SinkRunner
+
+    sink_metrics = SinkMetrics(settings.namespace)
 
     runner = SinkRunner(
         settings,
         batch_messages=max(1, args.batch_messages),
         max_batch_age=max(0.01, args.max_batch_age),
         idle_seconds=max(0.1, args.idle_seconds),
+        metrics=sink_metrics,
     )
+    metrics.serve(sink_metrics, args, settings)
     runner.install_signal_handlers()
     if early:
         runner.stop()
-    indexer = DeadLetterIndexer(settings)
+    indexer = DeadLetterIndexer(settings, metrics=sink_metrics)
     indexer.start(on_failure=runner.stop)  # a broken index stops the sink: it is seen
     try:
         code = runner.run(until_idle=args.until_idle)

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from common.settings import Settings
+from txnpipe import metrics
 
 HELP = "the stream processor worker (Faust); several may run at once"
 
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-broker", action="store_true",
                         help="never start the bundled broker")  # fmt: skip
+    metrics.add_arguments(parser)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"--web-port {args.web_port} is in use on {args.web_bind} (another worker?); "
             "give each worker its own port, or 0 for none"
         )
+    metrics_port, metrics_bind = metrics.endpoint(args, settings)
     if not args.no_broker:
         ensure_broker(settings)
     from stream_app.app import WorkerOptions, run_worker
@@ -77,6 +80,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         web_port=args.web_port,
         web_bind=args.web_bind,
         session_timeout=args.session_timeout,
+        metrics_port=metrics_port,
+        metrics_bind=metrics_bind,
     )
     log.info("stream worker namespace=%s options=%s", settings.namespace, options)
     return run_worker(settings, options, loglevel=args.log_level)
