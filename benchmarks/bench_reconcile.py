@@ -29,7 +29,7 @@ from common.settings import Settings
 def _caught_up(settings: Settings) -> bool:
     """Every raw record read by the stream and every ledger record by the sink."""
     from common.kafka import committed_offsets, end_offsets
-    from sinks.audit import stored_offsets
+    from sinks.replay import stored_offsets
     from stream_app.audit import positions
     from txnpipe import reconcile as compare
 

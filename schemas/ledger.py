@@ -185,22 +185,13 @@ def apply_change(
             entries.append(_entry(incoming, incoming.updated_at, old, "reversal", source))
         if new is not None:
             entries.append(_entry(incoming, incoming.updated_at, new, "new", source))
-    version = construct(
-        VersionRecord,
-        kind="version",
-        transaction_id=incoming.transaction_id,
-        updated_at=incoming.updated_at,
-        customer_id=incoming.customer_id,
-        product_category=incoming.product_category,
-        amount_cents=incoming.amount_cents,
-        transaction_date=incoming.transaction_date,
-        status=incoming.status,
+    version = _version(
+        incoming,
         counted=new is not None,
         previous_updated_at=current.updated_at if current is not None else None,
         entry_ids=tuple(e.entry_id for e in entries),
         accepted_at=accepted_at,
-        source_partition=source[0],
-        source_offset=source[1],
+        source=source,
         stale=False,
     )
     return Change(tuple(entries), version)
@@ -218,6 +209,28 @@ def stale_version(
     As-of answers take, per transaction, the version with the greatest ``updated_at <= T``
     among every valid version received, whatever the order of arrival; a late replica that
     was never seen before is such a version for the instants before its successor."""
+    return _version(
+        incoming,
+        counted=incoming.status in counted,
+        previous_updated_at=None,
+        entry_ids=(),
+        accepted_at=accepted_at,
+        source=source,
+        stale=True,
+    )
+
+
+def _version(
+    incoming: Transaction,
+    *,
+    counted: bool,
+    previous_updated_at: datetime | None,
+    entry_ids: tuple[str, ...],
+    accepted_at: datetime,
+    source: tuple[int, int],
+    stale: bool,
+) -> VersionRecord:
+    """The version record of ``incoming``: one builder for accepted and stale arrivals."""
     return construct(
         VersionRecord,
         kind="version",
@@ -228,11 +241,11 @@ def stale_version(
         amount_cents=incoming.amount_cents,
         transaction_date=incoming.transaction_date,
         status=incoming.status,
-        counted=incoming.status in counted,
-        previous_updated_at=None,
-        entry_ids=(),
+        counted=counted,
+        previous_updated_at=previous_updated_at,
+        entry_ids=entry_ids,
         accepted_at=accepted_at,
         source_partition=source[0],
         source_offset=source[1],
-        stale=True,
+        stale=stale,
     )

@@ -102,33 +102,6 @@ def read_view(settings: Settings) -> MySQLView:
     return view
 
 
-def stored_offsets(settings: Settings) -> dict[int, int]:
-    """Only the sink's stored ledger offsets (cheap: read before a snapshot, to compare)."""
-    try:
-        conn = db.connect(settings, autocommit=True)
-    except MySQLError as exc:
-        if getattr(exc, "errno", None) == 1049:
-            return {}
-        raise
-    try:
-        cur = conn.cursor()
-        try:
-            cur.execute(
-                f"SELECT kafka_partition, next_offset FROM {schema.OFFSETS} "
-                "WHERE consumer_group = %s AND topic = %s",
-                (group_id(settings), settings.topic(LEDGER.suffix)),
-            )
-        except MySQLError as exc:
-            if getattr(exc, "errno", None) == 1146:
-                return {}
-            raise
-        rows = cur.fetchall()
-        cur.close()
-    finally:
-        db.close_quietly(conn)
-    return {int(p): max(int(o), 0) for p, o in rows}
-
-
 def select_in(cur: Any, sql: str, ids: list[str], chunk: int = 1000) -> list[tuple[Any, ...]]:
     """``sql`` with ``{marks}`` for an IN list, run over ``ids`` in chunks; every row."""
     rows: list[tuple[Any, ...]] = []

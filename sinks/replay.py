@@ -16,6 +16,7 @@ from mysql.connector.errors import Error as MySQLError
 from common.settings import Settings
 from schemas import LEDGER
 from sinks import db, schema
+from sinks.consumer import group_id
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,30 @@ def rewind(settings: Settings, targets: dict[int, int]) -> None:
 
 
 def stored_offsets(settings: Settings) -> dict[int, int]:
-    """The sink's next offset per ledger partition, as stored in MySQL."""
-    from sinks.status import sink_status
-
-    stored: dict[int, int] = sink_status(settings).get("next_offsets", {})
-    return stored
+    """Only the sink's stored ledger offsets (cheap: read before a snapshot, to compare)."""
+    try:
+        conn = db.connect(settings, autocommit=True)
+    except MySQLError as exc:
+        if getattr(exc, "errno", None) == 1049:
+            return {}
+        raise
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(
+                f"SELECT kafka_partition, next_offset FROM {schema.OFFSETS} "
+                "WHERE consumer_group = %s AND topic = %s",
+                (group_id(settings), settings.topic(LEDGER.suffix)),
+            )
+        except MySQLError as exc:
+            if getattr(exc, "errno", None) == 1146:
+                return {}
+            raise
+        rows = cur.fetchall()
+        cur.close()
+    finally:
+        db.close_quietly(conn)
+    return {int(p): max(int(o), 0) for p, o in rows}
 
 
 def drain(

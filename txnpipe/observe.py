@@ -146,6 +146,14 @@ def _sink(settings: Settings, snap: Snapshot) -> StageStatus:
     return stage
 
 
+def reason_counts(index: Any) -> Counter[str]:
+    """Dead letters per reason in a ``DeadLetterIndex``, redriven ones that came back included."""
+    counts: Counter[str] = Counter()
+    for r in index.reasons(None):
+        counts[r.reason] += r.count + r.back
+    return counts
+
+
 def _dead_letter_reasons(settings: Settings, snap: Snapshot, sample: int = 20_000) -> None:
     """Most common reasons: from the sink's dead-letter index (``txnpipe dlq stats`` has the
     rest); without one, among the last ``sample`` dead letters of each DLQ partition."""
@@ -154,9 +162,7 @@ def _dead_letter_reasons(settings: Settings, snap: Snapshot, sample: int = 20_00
 
         index = DeadLetterIndex(settings)
         try:
-            counts: Counter[str] = Counter()
-            for r in index.reasons(None):
-                counts[r.reason] += r.count + r.back
+            counts = reason_counts(index)
         finally:
             index.close()
         snap.dead_letter_reasons = counts.most_common(5)

@@ -31,8 +31,9 @@ from producers.murmur2 import partition_for
 from producers.publisher import parse_updated_at
 from producers.sweep import Swept, republish, subset, sweep
 from schemas.reconcile import Report
-from sinks.audit import MySQLView, stored_offsets
+from sinks.audit import MySQLView
 from sinks.audit import read_view as read_mysql
+from sinks.replay import stored_offsets
 from stream_app.audit import RedisView, positions
 from stream_app.audit import read_view as read_redis
 from txnpipe import reconcile as compare

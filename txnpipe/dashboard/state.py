@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from common.settings import Settings
 from schemas.answers import QUESTIONS
-from txnpipe.observe import Snapshot, snapshot
+from txnpipe.observe import Snapshot, reason_counts, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def dead_letter_reasons(settings: Settings) -> list[dict[str, Any]] | None:
         log.debug("no dead-letter index: %s", exc)
         return None
     try:
-        counts: Counter[str] = Counter()
-        for r in index.reasons(None):
-            counts[r.reason] += r.count + r.back
+        counts = reason_counts(index)
     finally:
         index.close()
     return [{"reason": r, "count": c} for r, c in sorted(counts.items(), key=_largest_first)]
