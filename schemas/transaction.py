@@ -152,6 +152,7 @@ def clean_record_fast(obj: Any) -> Transaction:
 # both give the same results (tests/unit/schemas run against each). Switch: ``use_fast_path``.
 _clean = clean_record_fast
 _FAST_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_RAW_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def use_fast_path(on: bool) -> None:
@@ -226,7 +227,7 @@ def _json_detail(exc: BaseException) -> str:
 
 
 def _parse_batch(text: str, value: bytes, rules: Rules) -> list[Accepted | Rejection]:
-    """Decode the array once; only when something is rejected, walk it for exact raw slices."""
+    """Decode the array once; only when something is rejected, find the exact raw slices."""
     try:
         items = _decode(value, text)
     except (ValueError, RecursionError) as exc:
@@ -235,17 +236,33 @@ def _parse_batch(text: str, value: bytes, rules: Rules) -> list[Accepted | Rejec
     rejected = [index for index, r in enumerate(results) if type(r) is Rejection]
     if not rejected:
         return results
-    last = rejected[-1]
-    for index, piece in enumerate(record_texts(text)):  # walked up to the last rejection only
-        result = results[index]
-        if isinstance(result, Rejection):
-            raw = piece.encode("utf-8")
-            results[index] = Rejection(
-                result.reason, result.detail, raw, result.transaction_id, index
-            )
-        if index == last:
-            break
+    pieces = _record_bytes(value, text, len(results), rejected[-1])
+    for index in rejected:
+        result = cast(Rejection, results[index])
+        results[index] = Rejection(
+            result.reason, result.detail, bytes(pieces[index]), result.transaction_id, index
+        )
     return results
+
+
+def _record_bytes(value: bytes, text: str, count: int, last: int) -> list[Any]:
+    """The exact bytes of the records of a batch, at least up to index ``last``: one msgspec
+    pass (``Raw`` slices of the message, no decoding) when msgspec read the message, else
+    the stdlib walk of ``record_texts`` (the same slices, ~50x the time)."""
+    if _clean is clean_record_fast:
+        try:
+            raws = _RAW_ITEMS.decode(value)
+        except Exception:  # msgspec refused the message: the stdlib decoder read it
+            pass
+        else:
+            if len(raws) == count:
+                return raws
+    pieces: list[Any] = []
+    for piece in record_texts(text):  # walked up to the last rejection only
+        pieces.append(piece.encode("utf-8"))
+        if len(pieces) > last:
+            break
+    return pieces
 
 
 def record_texts(text: str) -> Iterator[str]:

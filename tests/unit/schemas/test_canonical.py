@@ -137,6 +137,14 @@ def test_parse_message_same_results_both_ways() -> None:
     values += [v.replace(b'"', b"'", 1) for v in values[:5]]  # not JSON
     values += [b'[{"transaction_id": "\\ud800"}]', b"[" * 5000, b"[123456789012345678901234567890]"]
     values += [b'[{"transaction_amount": 1e99999999999999999999}]', b"[1e-99999999999999999999]"]
+    # rejections' raw slices: odd white space, nesting, escapes, UTF-8, a record msgspec
+    # refuses (the stdlib reads the message, and walks it for the slices)
+    values += [
+        b'[ {"transaction_id": "a"} ,\n\t{"x": [1, {"y": "\\u00e9]"}]} , 3 , "caf\xc3\xa9" ]',
+        b'\r\n[{"status": "x\\"y"},{},[],null,true,-0.0,"]" ]\n',
+        b'[{"transaction_amount": 1e99999999999999999999}, {"a": 1}, 7, {"b": "\xe2\x82\xac"}]',
+        values[0][:-1] + b', {"customer_id": "\xe2\x82\xac"}, 12 ]',
+    ]
     was = fast_path()
     try:
         use_fast_path(True)
