@@ -31,6 +31,7 @@ from schemas.cleaning import (
     clean_updated_at,
     parse_date,
 )
+from schemas.isotext import remember
 
 MEMO_SIZE = 4096  # entries per memo; a full memo starts again (memory stays bounded)
 _ONE_DAY = timedelta(days=1)
@@ -133,5 +134,6 @@ def moment(value: Any) -> datetime:
             pass
         else:
             if parsed.tzinfo is UTC:
+                remember(parsed, value)  # its isoformat, for the ledger JSON and the state
                 return parsed
     return clean_updated_at(value)

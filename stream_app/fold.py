@@ -28,7 +28,8 @@ from schemas import (
     stale_version,
 )
 from schemas.deadletter import MAX_DLQ_RAW as MAX_DLQ_RAW  # re-exported (tests)
-from schemas.ledger_json import EntryDelta, change_messages, utc_text
+from schemas.isotext import day_iso, remember, utc_iso
+from schemas.ledger_json import EntryDelta, change_messages, quoted, utc_text
 from schemas.rules import NO_RULES, Rules
 from schemas.transaction import construct
 
@@ -95,15 +96,19 @@ _STRING = json.JSONEncoder(ensure_ascii=False).encode
 
 def encode_state(txn: Transaction) -> str:
     """A current version as compact JSON for the ``{ns}:state:{p}`` hash."""
+    customer, category = txn.customer_id, txn.product_category
     return (
-        f"[{_STRING(txn.customer_id)},{_STRING(txn.product_category)},{txn.amount_cents},"
-        f'"{txn.transaction_date.isoformat()}","{txn.status}","{txn.updated_at.isoformat()}"]'
+        f"[{quoted(customer) or _STRING(customer)},{quoted(category) or _STRING(category)},"
+        f'{txn.amount_cents},"{day_iso(txn.transaction_date)}","{txn.status}",'
+        f'"{utc_iso(txn.updated_at)}"]'
     )
 
 
 def decode_state(transaction_id: str, raw: str | bytes) -> Transaction:
     """Inverse of ``encode_state`` (trusted data we wrote ourselves: no re-validation)."""
     customer, category, cents, day, status, updated = json.loads(raw)
+    updated_at = datetime.fromisoformat(updated)
+    remember(updated_at, updated)  # the ledger JSON of its successor spells it again
     return construct(
         Transaction,
         transaction_id=transaction_id,
@@ -112,7 +117,7 @@ def decode_state(transaction_id: str, raw: str | bytes) -> Transaction:
         amount_cents=cents,
         transaction_date=date.fromisoformat(day),
         status=status,
-        updated_at=datetime.fromisoformat(updated),
+        updated_at=updated_at,
     )
 
 
