@@ -14,36 +14,45 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 
-MEMO_SIZE = 1 << 15  # entries per memo; a full memo starts again (memory stays bounded)
+# Entries per generation: a full memo becomes the old one and a new one starts, so the
+# last MEMO_SIZE times noted are always there (a batch's parse, state read and apply
+# spell the same ones) and memory stays bounded (~10 MB at most).
+MEMO_SIZE = 1 << 14
 
 # what ``datetime.fromisoformat`` reads as a UTC time whose ``isoformat`` is this text,
 # re-spelt: the fraction padded to 6 digits (absent when zero), ``Z`` as ``+00:00``
 _EXTENDED_UTC = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(?:Z|\+00:00)",
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)",
     re.ASCII,
 )
 _UTC: dict[datetime, str] = {}
+_UTC_OLD: dict[datetime, str] = {}
 _DAY: dict[date, str] = {}
 
 
 def remember(moment: datetime, served: str) -> None:
     """Note ``moment.isoformat()``, ``moment`` being ``datetime.fromisoformat(served)``
     (a served text in another layout notes nothing)."""
-    if moment.tzinfo is not UTC:
-        return
-    match = _EXTENDED_UTC.fullmatch(served)
-    if match is None:
-        return
-    fraction = f"{match[1]:0<7}" if moment.microsecond else ""
+    if moment.tzinfo is UTC and _EXTENDED_UTC.fullmatch(served) is not None:
+        body = served[:-1] if served[-1] == "Z" else served[:-6]
+        if not moment.microsecond:
+            body = body[:19]  # isoformat writes no fraction then
+        elif len(body) < 26:
+            body = body.ljust(26, "0")
+        _note(moment, body + "+00:00")
+
+
+def _note(moment: datetime, text: str) -> None:
+    global _UTC, _UTC_OLD
     if len(_UTC) >= MEMO_SIZE:
-        _UTC.clear()
-    _UTC[moment] = f"{served[:19]}{fraction}+00:00"
+        _UTC_OLD, _UTC = _UTC, {}
+    _UTC[moment] = text
 
 
 def utc_iso(moment: datetime) -> str:
     """``moment.isoformat()`` (from the memo for a UTC time noted by ``remember``)."""
     if moment.tzinfo is UTC:  # an equal time in another zone is spelt differently
-        text = _UTC.get(moment)
+        text = _UTC.get(moment) or _UTC_OLD.get(moment)
         if text is not None:
             return text
     return moment.isoformat()

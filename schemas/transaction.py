@@ -87,11 +87,24 @@ _M = TypeVar("_M", bound=BaseModel)
 def construct(cls: type[_M], **values: Any) -> _M:
     """``cls.model_construct(**values)`` for trusted values naming EVERY field, minus
     pydantic's per-field loop: about 2x faster, and the stream builds ~4 per record."""
+    return construct_from(cls, values)
+
+
+# BaseModel's slots, set through their descriptors (``object.__setattr__`` looks each up)
+_set_dict = object.__setattr__
+_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def construct_from(cls: type[_M], values: dict[str, Any]) -> _M:
+    """``construct`` of a dict the caller built (and gives up): no ``**`` packing, which
+    costs as much as the rest of it."""
     obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    _set_dict(obj, "__dict__", values)
+    _set_fields(obj, set(values))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 
@@ -136,15 +149,17 @@ def clean_record_fast(obj: Any) -> Transaction:
     ):  # fmt: skip
         return clean_record(obj)  # raises missing_<field> for the first one missing
     updated_at = canonical.moment(served_at)
-    return construct(
+    return construct_from(
         Transaction,
-        transaction_id=canonical.ident(tid, "transaction_id"),
-        customer_id=canonical.ident(customer, "customer_id"),
-        product_category=canonical.category(get("product_category")),
-        amount_cents=canonical.cents(amount),
-        transaction_date=canonical.day(served_date, updated_at),
-        status=cast(Status, canonical.status(served_status)),
-        updated_at=updated_at,
+        {
+            "transaction_id": canonical.ident(tid, "transaction_id"),
+            "customer_id": canonical.ident(customer, "customer_id"),
+            "product_category": canonical.category(get("product_category")),
+            "amount_cents": canonical.cents(amount),
+            "transaction_date": canonical.day(served_date, updated_at),
+            "status": canonical.status(served_status),
+            "updated_at": updated_at,
+        },
     )
 
 

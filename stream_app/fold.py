@@ -31,7 +31,7 @@ from schemas.deadletter import MAX_DLQ_RAW as MAX_DLQ_RAW  # re-exported (tests)
 from schemas.isotext import day_iso, remember, utc_iso
 from schemas.ledger_json import EntryDelta, change_messages, quoted, utc_text
 from schemas.rules import NO_RULES, Rules
-from schemas.transaction import construct
+from schemas.transaction import construct_from
 
 # Outbox message kinds (one byte in the packed outbox blob).
 LEDGER_KIND = 0
@@ -109,15 +109,17 @@ def decode_state(transaction_id: str, raw: str | bytes) -> Transaction:
     customer, category, cents, day, status, updated = json.loads(raw)
     updated_at = datetime.fromisoformat(updated)
     remember(updated_at, updated)  # the ledger JSON of its successor spells it again
-    return construct(
+    return construct_from(
         Transaction,
-        transaction_id=transaction_id,
-        customer_id=customer,
-        product_category=category,
-        amount_cents=cents,
-        transaction_date=date.fromisoformat(day),
-        status=status,
-        updated_at=updated_at,
+        {
+            "transaction_id": transaction_id,
+            "customer_id": customer,
+            "product_category": category,
+            "amount_cents": cents,
+            "transaction_date": date.fromisoformat(day),
+            "status": status,
+            "updated_at": updated_at,
+        },
     )
 
 

@@ -45,7 +45,11 @@ def same(fast: Callable[..., Any], full: Callable[..., Any], *args: Any) -> None
 texts = st.text(max_size=12) | st.sampled_from(["", " ", "\t", "\u00a0", "\u2028", "x" * 129])
 scalars = st.none() | st.booleans() | st.integers() | st.decimals(allow_nan=True) | texts
 plain_amounts = st.integers(min_value=0, max_value=10**9).map(lambda c: f"{c // 100}.{c % 100:02d}")
-amount_forms = st.sampled_from(["{}", " {} ", "${}", "{} USD", "${} USD", "{}USD", "0{}", "{}0"])
+amount_forms = st.sampled_from(
+    ["{}", " {} ", "${}", "{} USD", "${} USD", "{}USD", "0{}", "{}0", "\t${}  USD\n", " {}USD ",
+     "$ {}", "{} usd", "{}\u00a0", "\x1c{}", "\u2003${} USD", "{} USD\x0b", "{}\x85", "-{}",
+     "$${}", "{} USD USD", "0000{}"]
+)  # fmt: skip
 
 
 @given(scalars | texts.map(lambda t: f" {t} "))

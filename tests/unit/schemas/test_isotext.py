@@ -66,10 +66,12 @@ def test_day_iso(day: date) -> None:
 
 def test_memos_stay_bounded() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for k in range(isotext.MEMO_SIZE + 10):
+    for k in range(3 * isotext.MEMO_SIZE + 10):
         moment = start + timedelta(microseconds=k)
         isotext.remember(moment, moment.isoformat())
         isotext.day_iso(date(2000, 1, 1) + timedelta(days=k))
-    assert len(isotext._UTC) <= isotext.MEMO_SIZE
+    assert len(isotext._UTC) + len(isotext._UTC_OLD) <= 2 * isotext.MEMO_SIZE
     assert len(isotext._DAY) <= isotext.MEMO_SIZE
-    assert isotext.utc_iso(start) == start.isoformat()
+    assert isotext.utc_iso(start) == start.isoformat()  # forgotten: formatted again
+    last = start + timedelta(microseconds=3 * isotext.MEMO_SIZE + 9)
+    assert isotext._UTC_OLD.get(last) or isotext._UTC.get(last)  # the last ones are kept
