@@ -79,7 +79,6 @@ def _entry_json(
 def change_messages(
     current: Transaction | None,
     incoming: Transaction,
-    *,
     counted: Collection[str],
     accepted_at: str,
     partition: int,

@@ -202,18 +202,35 @@ def readable_id(obj: Any) -> str | None:
     return None
 
 
+# Accepted(...) without the frozen dataclass's __init__ (two object.__setattr__ calls)
+_new_accepted = object.__new__
+_set_transaction = Accepted.transaction.__set__  # type: ignore[attr-defined]
+_set_index = Accepted.index.__set__  # type: ignore[attr-defined]
+
+
 def _one(obj: Any, raw: bytes, index: int | None, rules: Rules = NO_RULES) -> Accepted | Rejection:
     try:
-        return Accepted(_clean(obj), index)
+        txn = _clean(obj)
     except CleaningError as exc:
-        fixed = rewrite(obj, exc, rules) if rules else None
-        if fixed is not None:  # an opt-in rule (schemas.rules) reads it; §1 checks the rest
-            name, patched = fixed
-            result = _one(patched, raw, index, rules - {name})
-            if isinstance(result, Accepted):
-                return result
-            return Rejection(result.reason, result.detail, raw, readable_id(obj), index)
-        return Rejection(exc.reason, exc.detail, raw, readable_id(obj), index)
+        return _rejected(obj, raw, index, rules, exc)
+    accepted = _new_accepted(Accepted)
+    _set_transaction(accepted, txn)
+    _set_index(accepted, index)
+    return accepted
+
+
+def _rejected(
+    obj: Any, raw: bytes, index: int | None, rules: Rules, exc: CleaningError
+) -> Accepted | Rejection:
+    """A record the rules refused: an opt-in rule may still read it, else its rejection."""
+    fixed = rewrite(obj, exc, rules) if rules else None
+    if fixed is not None:  # an opt-in rule (schemas.rules) reads it; §1 checks the rest
+        name, patched = fixed
+        result = _one(patched, raw, index, rules - {name})
+        if isinstance(result, Accepted):
+            return result
+        return Rejection(result.reason, result.detail, raw, readable_id(obj), index)
+    return Rejection(exc.reason, exc.detail, raw, readable_id(obj), index)
 
 
 def parse_message(value: bytes | None, rules: Rules = NO_RULES) -> list[Accepted | Rejection]:

@@ -134,12 +134,14 @@ class Parsed:
 
     def transaction_ids(self) -> list[str]:
         """The distinct ids whose current versions the fold needs, in first-seen order."""
-        seen: dict[str, None] = {}
-        for results in self.results:
-            for result in results:
-                if isinstance(result, Accepted):
-                    seen[result.transaction.transaction_id] = None
-        return list(seen)
+        return list(
+            dict.fromkeys(
+                result.transaction.transaction_id
+                for results in self.results
+                for result in results
+                if type(result) is Accepted
+            )
+        )
 
 
 def parse_batch(partition: int, messages: Iterable[RawMessage], rules: Rules = NO_RULES) -> Parsed:
@@ -224,10 +226,7 @@ def fold_batch(
                     continue
             made = None
             if accepted_text is not None:
-                made = change_messages(
-                    previous, txn, counted=counted, accepted_at=accepted_text,
-                    partition=partition, offset=offset,
-                )  # fmt: skip
+                made = change_messages(previous, txn, counted, accepted_text, partition, offset)
             if made is None:
                 made = _model_messages(previous, txn, counted, accepted_at, (partition, offset))
             deltas, values = made
