@@ -204,8 +204,8 @@ def readable_id(obj: Any) -> str | None:
 
 # Accepted(...) without the frozen dataclass's __init__ (two object.__setattr__ calls)
 _new_accepted = object.__new__
-_set_transaction = Accepted.transaction.__set__  # type: ignore[attr-defined]
-_set_index = Accepted.index.__set__  # type: ignore[attr-defined]
+_set_transaction: Any = vars(Accepted)["transaction"].__set__
+_set_index: Any = vars(Accepted)["index"].__set__
 
 
 def _one(obj: Any, raw: bytes, index: int | None, rules: Rules = NO_RULES) -> Accepted | Rejection:
