@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from schemas.cleaning import _AMOUNT_RE as AMOUNT_RE  # the full rule's own reading
 from schemas.cleaning import (
     MAX_CATEGORY_LENGTH,
     MAX_CENTS,
@@ -31,10 +30,16 @@ from schemas.cleaning import (
     clean_updated_at,
     parse_date,
 )
+from schemas.isotext import remember
 
 MEMO_SIZE = 4096  # entries per memo; a full memo starts again (memory stays bounded)
 _ONE_DAY = timedelta(days=1)
-_PLAIN_AMOUNT = re.compile(r"[0-9]{1,7}\.[0-9]{2}", re.ASCII)
+# the full rule's reading (white space stripped, ``$``, thousands commas, `` USD``) of an
+# amount with exactly two decimals; ASCII white space only: str.strip's other kinds go
+# to the full rule
+_TWO_PLACES = re.compile(
+    r"\s*\$?([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)\.([0-9]{2})(?:\s*USD)?\s*", re.ASCII
+)
 
 _STATUS: dict[str, str] = {s: s for s in STATUSES}
 _CATEGORY: dict[str, str] = {}
@@ -88,16 +93,14 @@ def status(value: Any) -> str:
 
 
 def cents(value: Any) -> int:
-    """``clean_amount``: a two-place amount (``1234.50``, ``$1,234.50``, ``12.30 USD``, the
+    """``clean_amount``: a two-place amount (``1234.50``, ``$1,234.50``, `` 12.30 USD ``, the
     JSON number 1234.50) read as integer cents without a Decimal quantize."""
     kind = type(value)
     if kind is str:
-        text: str = value
-        if _PLAIN_AMOUNT.fullmatch(text) is None:  # else: "$1,234.50", " 12.30 USD", ...
-            match = AMOUNT_RE.match(text.strip()) if len(text) <= 64 else None
-            text = "" if match is None else match["num"].replace(",", "")
-        if _PLAIN_AMOUNT.fullmatch(text) is not None:
-            result = int(text[:-3]) * 100 + int(text[-2:])
+        match = _TWO_PLACES.fullmatch(value) if len(value) <= 64 else None
+        if match is not None:
+            whole, fraction = match.groups()
+            result = int(whole.replace(",", "")) * 100 + int(fraction)
             if 0 < result <= MAX_CENTS:
                 return result
     elif kind is Decimal:
@@ -133,5 +136,6 @@ def moment(value: Any) -> datetime:
             pass
         else:
             if parsed.tzinfo is UTC:
+                remember(parsed, value)  # its isoformat, for the ledger JSON and the state
                 return parsed
     return clean_updated_at(value)

@@ -28,9 +28,10 @@ from schemas import (
     stale_version,
 )
 from schemas.deadletter import MAX_DLQ_RAW as MAX_DLQ_RAW  # re-exported (tests)
-from schemas.ledger_json import EntryDelta, change_messages, utc_text
+from schemas.isotext import day_iso, remember, utc_iso
+from schemas.ledger_json import EntryDelta, change_messages, quoted, utc_text
 from schemas.rules import NO_RULES, Rules
-from schemas.transaction import construct
+from schemas.transaction import construct_from
 
 # Outbox message kinds (one byte in the packed outbox blob).
 LEDGER_KIND = 0
@@ -95,24 +96,30 @@ _STRING = json.JSONEncoder(ensure_ascii=False).encode
 
 def encode_state(txn: Transaction) -> str:
     """A current version as compact JSON for the ``{ns}:state:{p}`` hash."""
+    customer, category = txn.customer_id, txn.product_category
     return (
-        f"[{_STRING(txn.customer_id)},{_STRING(txn.product_category)},{txn.amount_cents},"
-        f'"{txn.transaction_date.isoformat()}","{txn.status}","{txn.updated_at.isoformat()}"]'
+        f"[{quoted(customer) or _STRING(customer)},{quoted(category) or _STRING(category)},"
+        f'{txn.amount_cents},"{day_iso(txn.transaction_date)}","{txn.status}",'
+        f'"{utc_iso(txn.updated_at)}"]'
     )
 
 
 def decode_state(transaction_id: str, raw: str | bytes) -> Transaction:
     """Inverse of ``encode_state`` (trusted data we wrote ourselves: no re-validation)."""
     customer, category, cents, day, status, updated = json.loads(raw)
-    return construct(
+    updated_at = datetime.fromisoformat(updated)
+    remember(updated_at, updated)  # the ledger JSON of its successor spells it again
+    return construct_from(
         Transaction,
-        transaction_id=transaction_id,
-        customer_id=customer,
-        product_category=category,
-        amount_cents=cents,
-        transaction_date=date.fromisoformat(day),
-        status=status,
-        updated_at=datetime.fromisoformat(updated),
+        {
+            "transaction_id": transaction_id,
+            "customer_id": customer,
+            "product_category": category,
+            "amount_cents": cents,
+            "transaction_date": date.fromisoformat(day),
+            "status": status,
+            "updated_at": updated_at,
+        },
     )
 
 
@@ -127,12 +134,14 @@ class Parsed:
 
     def transaction_ids(self) -> list[str]:
         """The distinct ids whose current versions the fold needs, in first-seen order."""
-        seen: dict[str, None] = {}
-        for results in self.results:
-            for result in results:
-                if isinstance(result, Accepted):
-                    seen[result.transaction.transaction_id] = None
-        return list(seen)
+        return list(
+            dict.fromkeys(
+                result.transaction.transaction_id
+                for results in self.results
+                for result in results
+                if type(result) is Accepted
+            )
+        )
 
 
 def parse_batch(partition: int, messages: Iterable[RawMessage], rules: Rules = NO_RULES) -> Parsed:
@@ -217,10 +226,7 @@ def fold_batch(
                     continue
             made = None
             if accepted_text is not None:
-                made = change_messages(
-                    previous, txn, counted=counted, accepted_at=accepted_text,
-                    partition=partition, offset=offset,
-                )  # fmt: skip
+                made = change_messages(previous, txn, counted, accepted_text, partition, offset)
             if made is None:
                 made = _model_messages(previous, txn, counted, accepted_at, (partition, offset))
             deltas, values = made

@@ -45,7 +45,11 @@ def same(fast: Callable[..., Any], full: Callable[..., Any], *args: Any) -> None
 texts = st.text(max_size=12) | st.sampled_from(["", " ", "\t", "\u00a0", "\u2028", "x" * 129])
 scalars = st.none() | st.booleans() | st.integers() | st.decimals(allow_nan=True) | texts
 plain_amounts = st.integers(min_value=0, max_value=10**9).map(lambda c: f"{c // 100}.{c % 100:02d}")
-amount_forms = st.sampled_from(["{}", " {} ", "${}", "{} USD", "${} USD", "{}USD", "0{}", "{}0"])
+amount_forms = st.sampled_from(
+    ["{}", " {} ", "${}", "{} USD", "${} USD", "{}USD", "0{}", "{}0", "\t${}  USD\n", " {}USD ",
+     "$ {}", "{} usd", "{}\u00a0", "\x1c{}", "\u2003${} USD", "{} USD\x0b", "{}\x85", "-{}",
+     "$${}", "{} USD USD", "0000{}"]
+)  # fmt: skip
 
 
 @given(scalars | texts.map(lambda t: f" {t} "))
@@ -137,6 +141,14 @@ def test_parse_message_same_results_both_ways() -> None:
     values += [v.replace(b'"', b"'", 1) for v in values[:5]]  # not JSON
     values += [b'[{"transaction_id": "\\ud800"}]', b"[" * 5000, b"[123456789012345678901234567890]"]
     values += [b'[{"transaction_amount": 1e99999999999999999999}]', b"[1e-99999999999999999999]"]
+    # rejections' raw slices: odd white space, nesting, escapes, UTF-8, a record msgspec
+    # refuses (the stdlib reads the message, and walks it for the slices)
+    values += [
+        b'[ {"transaction_id": "a"} ,\n\t{"x": [1, {"y": "\\u00e9]"}]} , 3 , "caf\xc3\xa9" ]',
+        b'\r\n[{"status": "x\\"y"},{},[],null,true,-0.0,"]" ]\n',
+        b'[{"transaction_amount": 1e99999999999999999999}, {"a": 1}, 7, {"b": "\xe2\x82\xac"}]',
+        values[0][:-1] + b', {"customer_id": "\xe2\x82\xac"}, 12 ]',
+    ]
     was = fast_path()
     try:
         use_fast_path(True)

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import DeadLetter, Transaction
 from stream_app.fold import (
@@ -162,6 +164,29 @@ def test_state_codec_roundtrip() -> None:
         }
     )
     assert decode_state("é 1", encode_state(txn)) == txn
+
+
+@given(
+    st.text(min_size=1, max_size=8) | st.sampled_from(['a"b', "a\\b", "\n", "\u2028", "é"]),
+    st.text(min_size=1, max_size=8) | st.sampled_from(["books", "x\x7fy", "\ud800"]),
+    st.dates(min_value=date(2000, 1, 1)),
+    st.datetimes(timezones=st.just(UTC)),
+)
+def test_state_codec_writes_what_json_writes(
+    customer: str, category: str, day: date, updated: datetime
+) -> None:
+    """The memoised spellings (strings, dates, times) write the JSON the codec always did."""
+    txn = Transaction.model_construct(
+        transaction_id="t", customer_id=customer, product_category=category, amount_cents=5,
+        transaction_date=day, status="pending", updated_at=updated,
+    )  # fmt: skip
+    for _ in range(2):  # the memos' answers too
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        assert encode_state(txn) == (
+            f"[{dumps(customer)},{dumps(category)},5,"
+            f'"{day.isoformat()}","pending","{updated.isoformat()}"]'
+        )
+        assert decode_state("t", encode_state(txn)) == txn
 
 
 def test_restore_from_ledger_equals_the_live_fold() -> None:
