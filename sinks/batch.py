@@ -46,6 +46,13 @@ class Unit:
     ledger_lines: tuple[str, ...] | None = None
     version_line: str | None = None
     current_line: str | None = None
+    # the version's message, read a few times per unit by the writer: a slot, not a property
+    record: Version = field(init=False)
+
+    def __post_init__(self) -> None:
+        message = self.version.message
+        assert isinstance(message, Version)
+        self.record = message
 
     def render(self) -> None:
         """Format every line of this unit (``tsv.unit_lines``, the hot path)."""
@@ -68,11 +75,6 @@ class Unit:
             self.render()
         assert self.current_line is not None
         return self.current_line
-
-    @property
-    def record(self) -> Version:
-        assert isinstance(self.version.message, Version)
-        return self.version.message
 
     def messages(self) -> tuple[Received, ...]:
         return (*self.entries, self.version)

@@ -92,9 +92,10 @@ def complete(
     out: list[Unit] = []
     resolved: list[str] = []
     incomplete: list[Unit] = []
+    if waiting:
+        hits = waiting.intersection(i for u in units for i in u.record.entry_ids)
+        resolved.extend(i for i in hits if i not in pending)
     for unit in units:
-        if waiting:
-            resolved.extend(i for i in unit.record.entry_ids if i in waiting and i not in pending)
         if not unit.missing:
             out.append(unit)
             continue

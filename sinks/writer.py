@@ -206,16 +206,10 @@ class LedgerWriter:
         units = list(plan.units)
         need = [i for u in units for i in u.missing]
         parked = pending.load(conn, need) if need else {}
-        months = {
-            partitions.month_of(e.message.transaction_date)
-            for u in units
-            for e in u.entries
-            if isinstance(e.message, Entry)
-        } | {
-            partitions.month_of(e.message.transaction_date)
-            for e in parked.values()
-            if isinstance(e.message, Entry)
+        days = {e.message.transaction_date for u in units for e in u.entries} | {
+            e.message.transaction_date for e in parked.values()
         }
+        months = {partitions.month_of(d) for d in days}
         if self.keeper.needs_work(months, self.today()):
             self.keeper.ensure(conn, months, self.today())
         conn.commit()  # end the read view of the look-ups; the batch starts afresh
