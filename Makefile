@@ -18,10 +18,13 @@ help: ## list the targets
 
 venv: $(VENV)/.installed ## create .venv and install txnpipe with its dev tools
 
+# uv installs what pip would, from PyPI, in seconds (parallel downloads) where pip takes
+# minutes; pip alone is the fallback when uv cannot be had.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	{ $(BIN)/pip install --quiet 'uv>=0.5' && \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'; } || \
+	  $(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 lint: venv ## ruff, mypy (strict on source), import-linter (stages never import each other)
