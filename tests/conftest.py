@@ -13,14 +13,18 @@ with contextlib.suppress(ImportError):
     import _mysql_connector  # noqa: F401
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from common.services import ensure_broker, mysql_answers, redis_answers, stop_broker
 from common.settings import Settings, load_settings
+from tests import parallel
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -38,20 +42,86 @@ def base_settings() -> Settings:
     return load_settings()
 
 
+@contextlib.contextmanager
+def _broker_lock(settings: Settings) -> Iterator[None]:
+    """One broker start at a time: parallel workers (pytest -n) must not race to start two."""
+    import fcntl
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.state_dir / "broker.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _broker_answers(settings: Settings) -> bool:
+    from common.services import answers, bootstrap_endpoint
+
+    return answers(bootstrap_endpoint(settings.kafka_bootstrap))
+
+
+_BROKER_WAS_UP = pytest.StashKey[bool]()
+_GROUPS_DIR = pytest.StashKey[Path]()
+
+
+def _controller(config: pytest.Config) -> bool:
+    """The controller of a parallel run (pytest -n N, N > 0)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _controller(config):
+        # Whether a broker answered before any worker ran: only then may the controller
+        # stop the one a worker started (pytest_sessionfinish), once every worker is done.
+        config.stash[_BROKER_WAS_UP] = _broker_answers(load_settings())
+        config.stash[_GROUPS_DIR] = Path(tempfile.mkdtemp(prefix="txnpipe-xdist-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput[parallel.GROUPS_DIR] = str(node.config.stash[_GROUPS_DIR])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return parallel.make_scheduler(config, log, config.stash[_GROUPS_DIR])
+
+
+@pytest.hookimpl(trylast=True)  # the final list of items, as this worker will run them
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    parallel.report_groups(config, items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if _GROUPS_DIR in config.stash:
+        shutil.rmtree(config.stash[_GROUPS_DIR], ignore_errors=True)
+    if config.stash.get(_BROKER_WAS_UP, True):
+        return  # not the controller of a parallel run, or the broker was there before it
+    from common.services import bundled_broker_answers
+
+    settings = load_settings()
+    if bundled_broker_answers(settings):
+        stop_broker(settings)
+
+
 @pytest.fixture(scope="session")
-def kafka(base_settings: Settings) -> Iterator[str]:
-    """Bootstrap address of a broker that answers; starts the bundled one if needed."""
+def kafka(base_settings: Settings, pytestconfig: pytest.Config) -> Iterator[str]:
+    """Bootstrap address of a broker that answers; starts the bundled one if needed.
+
+    A broker this session started is stopped at its end; under pytest -n the controller
+    stops it after every worker is done (pytest_sessionfinish), never a worker."""
     started: int | None = None
     try:
-        from common.services import answers, bootstrap_endpoint
-
-        was_up = answers(bootstrap_endpoint(base_settings.kafka_bootstrap))
-        pid = ensure_broker(base_settings)
+        with _broker_lock(base_settings):
+            was_up = _broker_answers(base_settings)
+            pid = ensure_broker(base_settings)
         started = None if was_up else pid
     except Exception as exc:
         _missing(f"Kafka broker at {base_settings.kafka_bootstrap} ({exc})")
     yield base_settings.kafka_bootstrap
-    if started is not None:
+    if started is not None and not hasattr(pytestconfig, "workerinput"):
         stop_broker(base_settings)
 
 

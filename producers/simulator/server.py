@@ -357,7 +357,10 @@ class RunningSimulator:
 
 
 async def _start(simulator: Simulator, host: str, port: int) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(simulator.app(), access_log=None, handle_signals=False)
+    # stop() gives requests in flight 2 s, not aiohttp's 60: a slow fault's sleep is cut short
+    runner = web.AppRunner(
+        simulator.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -154,6 +154,7 @@ def stored(pipe: Pipe) -> tuple[int, int]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_as_of_answers_through_two_workers_equal_the_model_and_survive_a_rebuild(
     pipe: Pipe,
 ) -> None:

@@ -122,6 +122,7 @@ def standalone_dashboard(env: dict[str, str]) -> Any:
     return answers
 
 
+@pytest.mark.slow
 def test_dashboard_in_headless_chromium(services: Settings, tmp_path: Path) -> None:
     if chromium_binary() is None:
         if IN_CI:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from common.settings import Settings
 from producers.simulator.model import SimulatorConfig
 from producers.simulator.server import FaultConfig, start_simulator
@@ -80,6 +82,7 @@ def wait_for(condition: Any, what: str, deadline: float = DEADLINE) -> Any:
     raise AssertionError(f"timed out waiting for {what}; last: {str(last)[:2000]}")
 
 
+@pytest.mark.slow
 def test_run_replay_rules_change_and_status(services: Settings, tmp_path: Path) -> None:
     config = SimulatorConfig(
         seed=11, history_days=90, transactions_per_day=25, rate=0.0, customers=300

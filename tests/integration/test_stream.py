@@ -255,6 +255,7 @@ def test_dirty_history_and_poison_match_truth(stream_env: dict[str, Any]) -> Non
     assert worker.stop() == 0
 
 
+@pytest.mark.slow
 def test_sigterm_then_repeated_sigkill_mid_stream(stream_env: dict[str, Any]) -> None:
     settings: Settings = stream_env["settings"]
     now = now_hour()
@@ -280,6 +281,7 @@ def test_sigterm_then_repeated_sigkill_mid_stream(stream_env: dict[str, Any]) ->
     assert worker.stop() == 0
 
 
+@pytest.mark.slow
 def test_redis_wiped_mid_stream(stream_env: dict[str, Any]) -> None:
     settings: Settings = stream_env["settings"]
     now = now_hour()
@@ -309,6 +311,7 @@ def test_redis_wiped_mid_stream(stream_env: dict[str, Any]) -> None:
     assert worker.stop() == 0
 
 
+@pytest.mark.slow
 def test_second_worker_joins_then_one_is_killed(stream_env: dict[str, Any]) -> None:
     """A worker joining mid-stream, then one leaving by SIGKILL: nothing lost or doubled."""
     settings: Settings = stream_env["settings"]
