@@ -137,3 +137,12 @@ def test_the_fast_lines_equal_the_field_by_field_reference() -> None:
         assert version_line == version_tsv(unit.version)
         assert unit.current() == current_tsv(unit.record)
         assert entry_lines == tuple(ledger_tsv(e) for e in unit.entries)
+
+
+@pytest.mark.parametrize(
+    ("struct", "model"), [(messages.Entry, LedgerEntry), (messages.Version, VersionRecord)]
+)
+def test_structs_name_the_models_fields(struct: type, model: type) -> None:
+    """A field added to the schemas' model must reach the struct too (else every message
+    quietly takes the slow pydantic path, or a default hides a value)."""
+    assert set(struct.__struct_fields__) == set(model.model_fields) - {"kind"}
