@@ -14,6 +14,7 @@ with contextlib.suppress(ImportError):  # pragma: no cover - import-order guard
     import _mysql_connector  # noqa: F401
 
 import argparse
+import faulthandler
 import importlib
 import logging
 import signal
@@ -131,6 +132,9 @@ def _load(module: str) -> CommandModule:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``txnpipe`` console script."""
+    # A crash in a C extension (librdkafka, mysql-connector, hiredis, msgspec) kills the
+    # process with a signal and no word: print the Python stack of every thread on stderr.
+    faulthandler.enable()
     # A supervisor may stop us while we still import (seconds on a busy machine): until the
     # command installs its own handlers, SIGTERM means "stop cleanly", not a kill.
     signal.signal(signal.SIGTERM, _early_sigterm)
