@@ -134,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``txnpipe`` console script."""
     # A crash in a C extension (librdkafka, mysql-connector, hiredis, msgspec) kills the
     # process with a signal and no word: print the Python stack of every thread on stderr.
-    faulthandler.enable()
+    with contextlib.suppress(ValueError, OSError):  # stderr is no file (captured, closed)
+        faulthandler.enable()
     # A supervisor may stop us while we still import (seconds on a busy machine): until the
     # command installs its own handlers, SIGTERM means "stop cleanly", not a kill.
     signal.signal(signal.SIGTERM, _early_sigterm)
