@@ -15,10 +15,8 @@
    INSERT (no Kafka, no logic), so the raw statement cost is visible on its own.
 
 Prints rows/s of each and the ratio sink / LOAD DATA (target >= 60%), rows per CPU-second of
-the sink process (steadier than rows/s on a shared box), the MySQL server's own CPU-seconds
-for the sink's writes and for the ceiling's (read from ``/proc`` when the server runs on
-this machine; other sessions' work counts too), and the longest gap between two batch
-commits under this steady load (target <= 1 s).
+the sink process (steadier than rows/s on a shared box), and the longest gap between two
+batch commits under this steady load (target <= 1 s).
 """
 
 from __future__ import annotations
@@ -101,30 +99,6 @@ def prefill(settings: Settings, n: int) -> int:
     if producer.flush(60):
         raise RuntimeError("the broker did not acknowledge every pre-filled message")
     return sent
-
-
-def _server_pid() -> int | None:
-    """The local mysqld/mariadbd, if there is one (its CPU time is in /proc)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{entry}/comm").read_text().strip() in ("mariadbd", "mysqld"):
-                    return int(entry)
-    return None
-
-
-SERVER_PID = _server_pid() if os.path.isdir("/proc") else None
-
-
-def server_cpu() -> float:
-    """CPU-seconds the local MySQL server has used so far (0 when it is not local)."""
-    if SERVER_PID is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def connect(settings: Settings, database: str | None = None, *, infile: bool = False) -> object:
@@ -244,22 +218,21 @@ def main() -> int:
         # Best of --repeat sink runs (each from an empty database), as the ceiling below is
         # the best of two: the shared 2-core box is noisy for both.
         best: SinkRunner | None = None
-        sink_seconds = sink_cpu = sink_server = float("inf")
+        sink_seconds = sink_cpu = float("inf")
         for attempt in range(max(1, args.repeat)):
             if attempt:
                 drop = db.connect(settings, database=False, autocommit=True)
                 drop.cursor().execute(f"DROP DATABASE `{settings.mysql_database}`")
                 drop.close()
             runner = SinkRunner(settings, batch_messages=args.batch_messages, idle_seconds=2.0)
-            cpu0, server0 = time.process_time(), server_cpu()
+            cpu0 = time.process_time()
             runner.run(until_idle=True)
             cpu = time.process_time() - cpu0  # the sink's threads (and librdkafka's) only
-            server = server_cpu() - server0
             assert runner.first_message_at is not None and runner.commit_times
             seconds = runner.commit_times[-1] - runner.first_message_at
             print(f"sink run {attempt + 1}: {seconds:.2f}s")
             if seconds < sink_seconds:
-                best, sink_seconds, sink_cpu, sink_server = runner, seconds, cpu, server
+                best, sink_seconds, sink_cpu = runner, seconds, cpu
         assert best is not None and best.first_message_at is not None
         runner = best
         conn = connect(settings)
@@ -274,13 +247,9 @@ def main() -> int:
         ]
         # Alternate and keep the best of two: the shared 2-core box is noisy, and whatever
         # runs first pays for flushing the pages the previous step dirtied.
-        server0 = server_cpu()
         ld_rows, ld_seconds = load_data_ceiling(settings, settings.mysql_database)
-        ld_server = server_cpu() - server0
         ins_rows, ins_seconds = insert_only(settings, settings.mysql_database, 2000)
-        server0 = server_cpu()
         ld_seconds = min(ld_seconds, load_data_ceiling(settings, settings.mysql_database)[1])
-        ld_server = min(ld_server, server_cpu() - server0)
         ins_seconds = min(ins_seconds, insert_only(settings, settings.mysql_database, 2000)[1])
         sink_rate, ld_rate, ins_rate = (
             sink_rows / sink_seconds,
@@ -304,11 +273,6 @@ def main() -> int:
             f"{ins_rate:,.0f} rows/s "
             f"({ins_rate / ld_rate:.0%} of LOAD DATA)"
         )
-        if SERVER_PID is not None:
-            print(
-                f"MySQL server CPU: {sink_server:.2f}s for the sink's run (incl. its start), "
-                f"{ld_server:.2f}s for LOAD DATA (best of 2) — {sink_server / ld_server:.2f}x"
-            )
         print(f"ratio sink / LOAD DATA = {sink_rate / ld_rate:.0%} (target >= 60%)")
         print(
             f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end "

@@ -25,8 +25,8 @@ from schemas.answers import (
     top_customers,
 )
 from sinks import asof_sql, db, restatements
+from sinks.batch import naive_utc
 from sinks.lookups import to_cents
-from sinks.tsv import naive_utc
 
 _ER_NO_SUCH_DB, _ER_NO_SUCH_TABLE, _ER_NO_SUCH_PROCEDURE = 1049, 1146, 1305
 

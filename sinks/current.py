@@ -12,11 +12,10 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from schemas import VersionRecord
 from sinks import schema
-from sinks.batch import CURRENT_COLUMNS, Unit, current_row
-from sinks.messages import Version
+from sinks.batch import CURRENT_COLUMNS, Unit, current_row, naive_utc
 from sinks.statements import ROWS_PER_STATEMENT, Statements, marks
-from sinks.tsv import naive_utc
 
 
 def newest_only(cur: Any, latest: dict[str, Unit]) -> dict[str, Unit]:
@@ -56,7 +55,7 @@ def replace_current(
 
 
 def apply_current(
-    sql: Statements, cur: Any, versions: list[Version], counted: Collection[str]
+    sql: Statements, cur: Any, versions: list[VersionRecord], counted: Collection[str]
 ) -> None:
     """Guarded upsert: an older ``updated_at`` never overwrites a newer row, nor deletes it."""
     rows = sorted((v for v in versions if v.status in counted), key=lambda v: v.transaction_id)

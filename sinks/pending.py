@@ -14,12 +14,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from schemas import DeadLetter
-from sinks import messages, schema
-from sinks.batch import Received, Unit, dead_letter
-from sinks.messages import Entry
+from schemas import LEDGER_ADAPTER, DeadLetter, LedgerEntry
+from sinks import schema
+from sinks.batch import Received, Unit, dead_letter, naive_utc
 from sinks.statements import ROWS_PER_STATEMENT, Statements, marks
-from sinks.tsv import naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ def load(conn: Any, entry_ids: Sequence[str]) -> dict[str, Received]:
         for entry_id, payload, partition, offset in cur.fetchall():
             raw = payload.encode() if isinstance(payload, str) else bytes(payload)
             found[str(entry_id)] = Received(
-                int(partition), int(offset), None, raw, messages.decode(raw)
+                int(partition), int(offset), None, raw, LEDGER_ADAPTER.validate_json(raw)
             )
     cur.close()
     return found
@@ -92,10 +90,9 @@ def complete(
     out: list[Unit] = []
     resolved: list[str] = []
     incomplete: list[Unit] = []
-    if waiting:
-        hits = waiting.intersection(i for u in units for i in u.record.entry_ids)
-        resolved.extend(i for i in hits if i not in pending)
     for unit in units:
+        if waiting:
+            resolved.extend(i for i in unit.record.entry_ids if i in waiting and i not in pending)
         if not unit.missing:
             out.append(unit)
             continue
@@ -147,13 +144,13 @@ def live_orphans(cur: Any, orphans: list[Received]) -> list[Received]:
     keys = [
         (o.message.transaction_id, o.message.version_updated_at)
         for o in orphans
-        if isinstance(o.message, Entry)
+        if isinstance(o.message, LedgerEntry)
     ]
     known = existing_versions(cur, keys)
     return [
         o
         for o in orphans
-        if isinstance(o.message, Entry)
+        if isinstance(o.message, LedgerEntry)
         and (o.message.transaction_id, naive_utc(o.message.version_updated_at)) not in known
     ]
 
@@ -163,7 +160,7 @@ def write_orphans(sql: Statements, cur: Any, orphans: list[Received]) -> None:
     rows = []
     for o in orphans:
         e = o.message
-        assert isinstance(e, Entry)
+        assert isinstance(e, LedgerEntry)
         rows.append(
             (
                 e.entry_id,

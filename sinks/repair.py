@@ -25,8 +25,8 @@ from schemas import entry_id
 from schemas.answers import cents_to_str
 from sinks import db, schema
 from sinks.audit import execute_in, select_in, utc
+from sinks.batch import naive_utc
 from sinks.lookups import to_cents
-from sinks.tsv import naive_utc
 
 log = logging.getLogger(__name__)
 

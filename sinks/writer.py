@@ -37,7 +37,7 @@ from typing import Any
 from mysql.connector.errors import Error as MySQLError
 
 from common.settings import Settings
-from schemas import DeadLetter
+from schemas import DeadLetter, LedgerEntry
 from sinks import db, offsets, partitions, pending, schema
 from sinks.batch import (
     LEDGER_COLUMNS,
@@ -53,7 +53,6 @@ from sinks.batch import ledger_row as _ledger_row
 from sinks.bisection import SavepointBisector, refused
 from sinks.current import apply_current, newest_only, replace_current
 from sinks.dialect import Dialect
-from sinks.messages import Entry
 from sinks.offsets import FencedError
 from sinks.statements import Statements, make_infile_dir
 
@@ -206,10 +205,16 @@ class LedgerWriter:
         units = list(plan.units)
         need = [i for u in units for i in u.missing]
         parked = pending.load(conn, need) if need else {}
-        days = {e.message.transaction_date for u in units for e in u.entries} | {
-            e.message.transaction_date for e in parked.values()
+        months = {
+            partitions.month_of(e.message.transaction_date)
+            for u in units
+            for e in u.entries
+            if isinstance(e.message, LedgerEntry)
+        } | {
+            partitions.month_of(e.message.transaction_date)
+            for e in parked.values()
+            if isinstance(e.message, LedgerEntry)
         }
-        months = {partitions.month_of(d) for d in days}
         if self.keeper.needs_work(months, self.today()):
             self.keeper.ensure(conn, months, self.today())
         conn.commit()  # end the read view of the look-ups; the batch starts afresh
@@ -246,7 +251,7 @@ class LedgerWriter:
         conn.commit()
         cur.close()
         waiting.difference_update(resolved)
-        waiting.update(o.message.entry_id for o in orphans if isinstance(o.message, Entry))
+        waiting.update(o.message.entry_id for o in orphans if isinstance(o.message, LedgerEntry))
         result.units = len(units)
         result.entries = sum(len(u.entries) for u in units)
         result.orphans = len(orphans)

@@ -124,8 +124,7 @@ def test_fold_offsets_is_next_offset_per_partition() -> None:
 
 
 def test_load_data_lines_escape_specials_and_write_utc_without_offset() -> None:
-    from sinks.batch import render
-    from sinks.tsv import tsv_text
+    from sinks.batch import render, tsv_text
 
     assert tsv_text("a\\b\tc\nd\0") == "a\\\\b\\tc\\nd\\0" and tsv_text("café 日本") == "café 日本"
     ledger = Ledger()
@@ -138,7 +137,7 @@ def test_load_data_lines_escape_specials_and_write_utc_without_offset() -> None:
     assert version_line.count("\t") == 15 and "+00:00" not in version_line
     assert unit.current().rstrip("\n").split("\t")[6] == "2026-01-01 00:00:00"
 
-    from sinks.tsv import current_tsv, ledger_tsv, version_tsv
+    from sinks.batch import current_tsv, ledger_tsv, version_tsv
 
     assert version_line == version_tsv(unit.version) and unit.current() == current_tsv(unit.record)
     assert entry_lines == tuple(ledger_tsv(e) for e in unit.entries)
